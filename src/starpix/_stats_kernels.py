@@ -145,3 +145,95 @@ def clip_rows(data, use_median, use_mad_std, maxiters, sigma_lower, sigma_upper,
             if final_mad:
                 mad[r] = _mad_std_sorted(values, lo, hi, median[r], work)
     return mean, median, std, count, lower, upper, mad
+
+
+@njit(cache=True, nogil=True)
+def _gnu_median(values, lo, hi, in_float32):
+    # Gnuastro's median of a sorted range: the mean of the middle two values
+    # for an even count, computed in the data's own type
+    n = hi - lo
+    mid = lo + n // 2
+    if n % 2 == 1:
+        return values[mid]
+    if in_float32:
+        return np.float64((np.float32(values[mid - 1]) + np.float32(values[mid])) / np.float32(2.0))
+    return (values[mid - 1] + values[mid]) / 2.0
+
+
+@njit(cache=True, nogil=True)
+def _gnu_clip_row(values, n, multip, param, in_float32, out):
+    """Gnuastro's sigma clipping of one sorted row (NaN last, ``n`` finite values).
+
+    Writes (number, median, mean, std) into ``out``; see :func:`starpix.stats.gnuastro_sigma_clip`.
+    """
+    if n == 0:
+        out[:] = np.nan
+        return
+    by_tolerance = param < 1.0
+    maxnum = 50 if by_tolerance else int(param)
+    lo = 0
+    size = n
+    num = 0
+    old_median = np.nan
+    old_mean = np.nan
+    old_std = np.nan
+    while num < maxnum and size > 0:
+        hi = lo + size
+        total = 0.0
+        total_sq = 0.0
+        for i in range(lo, hi):
+            total += values[i]
+            total_sq += values[i] * values[i]
+        mean = total / size
+        variance = (total_sq - total * total / size) / size
+        std = np.sqrt(variance) if variance > 0 else 0.0
+        median = _gnu_median(values, lo, hi, in_float32)
+        if by_tolerance and num > 0:
+            if std == 0.0 or (old_std - std) / std < param:
+                if std == 0.0:
+                    old_median = median
+                    old_std = std
+                    old_mean = mean
+                break
+        if std > 0.0:
+            lower = median - multip * std
+            upper = median + multip * std
+            new_lo = lo
+            for i in range(lo, hi):
+                if values[i] > lower:
+                    new_lo = i
+                    break
+            new_hi = hi
+            for i in range(hi - 1, new_lo - 1, -1):
+                if values[i] < upper:
+                    new_hi = i + 1
+                    break
+            lo = new_lo
+            size = new_hi - new_lo
+        old_median = median
+        old_std = std
+        old_mean = mean
+        num += 1
+    if size == 0 or (by_tolerance and num == maxnum):
+        out[:] = np.nan
+        return
+    out[0] = size
+    out[1] = old_median
+    out[2] = old_mean
+    out[3] = old_std
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gnu_clip_rows(data, multip, param, in_float32):
+    """Gnuastro's sigma clipping of every row of a 2-D float64 array, each row sorted with NaN last.
+
+    Returns a (nrows, 4) array: number kept, median, mean and standard deviation.
+    """
+    nrows, ncols = data.shape
+    result = np.empty((nrows, 4))
+    for r in prange(nrows):
+        n = ncols
+        while n > 0 and np.isnan(data[r, n - 1]):
+            n -= 1
+        _gnu_clip_row(data[r], n, multip, param, in_float32, result[r])
+    return result

@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import InvalidParameterError
 
-__all__ = ["sigma_clip", "sigma_clipped_stats", "sigma_clipped_rows", "mad_std", "MAD_TO_STD"]
+__all__ = ["sigma_clip", "sigma_clipped_stats", "sigma_clipped_rows", "mad_std", "MAD_TO_STD", "gnuastro_sigma_clip"]
 
 #: Factor turning a median absolute deviation into a Gaussian standard deviation.
 MAD_TO_STD = 1.482602218505602
@@ -254,3 +254,74 @@ def mad_std(data, axis=None, ignore_nan=False):
         center = median(array, axis=axis, keepdims=True)
         result = median(np.abs(array - center), axis=axis) * MAD_TO_STD
     return float(result) if np.ndim(result) == 0 else result
+
+
+def gnuastro_sigma_clip(data, sigmaclip=(3.0, 0.2), *, axis=None):
+    """Sigma clipping as Gnuastro does it (``gal_statistics_sigma_clip``, Gnuastro 0.19).
+
+    Gnuastro's rule differs from astropy's: bounds are ``median -+ multip *
+    std`` (population std, strict inequalities), and with a tolerance
+    (``param < 1``) the loop stops when the standard deviation fell by less
+    than ``param`` of itself, returning the statistics of the set *before*
+    the last clip.  With ``param >= 1`` it makes exactly ``param`` clips and
+    returns the statistics before the last one.  A tolerance loop that does
+    not converge in 50 rounds gives NaN.  Medians of float32 data are
+    computed in float32 (the mean of the middle two for an even count).
+
+    Parameters
+    ----------
+    data : array_like
+        Values; NaN values are left out.
+    sigmaclip : (float, float)
+        ``(multip, param)``: the clipping multiple of the standard deviation
+        and the tolerance (< 1) or number of clips (an integer >= 1).
+    axis : None or int
+        Clip the flattened data (None) or every 1-D slice along this axis
+        (for example ``axis=0`` per pixel of a stack of images).
+
+    Returns
+    -------
+    number, median, mean, std : float or numpy.ndarray
+        Rounded to float32 as Gnuastro returns them; NaN where no value was
+        left.
+    """
+    from ._stats_kernels import gnu_clip_rows
+
+    multip, param = _gnuastro_clip_params(sigmaclip)
+    array = np.asarray(data)
+    in_float32 = array.dtype == np.float32
+    array = np.asarray(array, dtype=np.float64)
+    if axis is None:
+        rows = array.reshape(1, -1)
+        out_shape = ()
+    else:
+        if array.ndim == 0:
+            raise InvalidParameterError("axis given for a scalar")
+        axis = _normalize_axis(axis, array.ndim)[0]
+        moved = np.moveaxis(array, axis, -1)
+        out_shape = moved.shape[:-1]
+        rows = moved.reshape(-1, moved.shape[-1])
+    rows = np.where(np.isfinite(rows), rows, np.nan)
+    rows = np.sort(rows, axis=1)
+    result = gnu_clip_rows(np.ascontiguousarray(rows), multip, param, in_float32).astype(np.float32)
+    columns = [result[:, k].reshape(out_shape) for k in range(4)]
+    if axis is None:
+        return tuple(float(c) for c in columns)
+    return tuple(columns)
+
+
+def _gnuastro_clip_params(sigmaclip):
+    try:
+        multip, param = (float(v) for v in sigmaclip)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"sigmaclip must be two numbers (multiple, tolerance or clips), "
+                                    f"got {sigmaclip!r}") from None
+    if not (multip > 0 and np.isfinite(multip)):
+        raise InvalidParameterError(f"sigmaclip multiple must be a positive number, got {multip!r}")
+    if not (param > 0 and np.isfinite(param)):
+        raise InvalidParameterError(f"sigmaclip second value must be positive, got {param!r}")
+    if param >= 1 and param != int(param):
+        raise InvalidParameterError(f"sigmaclip second value of 1 or more is a number of clips and must be an "
+                                    f"integer, got {param!r}")
+    # Gnuastro takes both as C floats
+    return float(np.float32(multip)), float(np.float32(param))
