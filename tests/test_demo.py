@@ -21,3 +21,8 @@ def test_demo_runs_and_recovers_the_truth(tmp_path, capsys):
     corr, ratio = (float(v) for v in re.search(r"correlation ([0-9.]+), amplitude ratio ([0-9.]+)", out).groups())
     assert corr > 0.999 and 0.95 < ratio < 1.05
     assert (tmp_path / "demo" / "s0014-1-1-cube.fits").exists()
+    shifted = re.search(r"through the same sub-pixel shift: largest difference within r < 10 px ([0-9.e+-]+) of the "
+                        r"peak; radial profile ratio at r = 0..5: ([0-9., ]+)", out)
+    assert float(shifted.group(1)) < 5e-3
+    assert all(abs(float(v) - 1) < 0.01 for v in shifted.group(2).split(","))
+    assert (tmp_path / "demo" / "extended-psf.fits").exists()

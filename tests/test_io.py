@@ -515,3 +515,34 @@ def test_add_provenance():
         text = header.tostring()
     assert fits.Header.fromstring(text)["CUTIN1"] == ("x" * 100)[:68]
     assert fits.Header.fromstring(text)["SPXIN2"] == "b.fits.gz"
+
+
+@pytest.mark.parametrize("dtype, scale", [("u2", None), ("i1", None), ("u4", None), ("u8", None),
+                                          ("i2", (0.5, 3.0, 4)), ("i4", (2.0, -7.0, None)), ("f4", (2.0, 1.0, None))])
+def test_scaled_images_read_as_astropy_reads_them(tmp_path, dtype, scale):
+    from starpix.io import read_image
+
+    rng = np.random.default_rng(5)
+    info = np.iinfo(dtype) if dtype[0] in "iu" else None
+    if info is not None:
+        data = rng.integers(max(info.min, -1000), min(info.max, 100000), (6, 7)).astype(dtype)
+        if dtype == "u2":
+            data[0, 0] = 65535
+    else:
+        data = rng.normal(0, 1, (6, 7)).astype(dtype)
+    hdu = fits.PrimaryHDU(data)
+    if scale is not None:
+        hdu.header["BSCALE"], hdu.header["BZERO"] = scale[0], scale[1]
+        if scale[2] is not None:
+            hdu.header["BLANK"] = scale[2]
+            hdu.data.flat[3] = scale[2]
+    path = tmp_path / "scaled.fits"
+    hdu.writeto(path)
+    with fits.open(path, memmap=False) as hdul:
+        expected = hdul[0].data.copy()
+    with read_image(str(path)) as source:
+        everything = source.data
+        part = source.section[2:5, 1:4]
+    assert everything.dtype.newbyteorder("=") == expected.dtype.newbyteorder("=")
+    np.testing.assert_array_equal(everything, expected)
+    np.testing.assert_array_equal(part, expected[2:5, 1:4])

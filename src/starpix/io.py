@@ -307,13 +307,79 @@ def lazy_pixels(hdu, path=None):
         and header.get("BITPIX") in _BITPIX_DTYPES
         and os.path.isfile(name)
     )
-    if not plain:
-        return hdu.section
-    dtype = np.dtype(_BITPIX_DTYPES[header["BITPIX"]])
-    return np.memmap(name, dtype=dtype, mode="r", offset=info["datLoc"], shape=_shape(hdu))
+    if plain:
+        dtype = np.dtype(_BITPIX_DTYPES[header["BITPIX"]])
+        return np.memmap(name, dtype=dtype, mode="r", offset=info["datLoc"], shape=_shape(hdu))
+    scaled = (
+        info is not None
+        and name is not None
+        and isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU))
+        and not isinstance(hdu, fits.CompImageHDU)
+        and not os.fspath(name).endswith((".gz", ".bz2", ".zip"))
+        and header.get("BITPIX") in _BITPIX_DTYPES
+        and os.path.isfile(name)
+    )
+    if scaled:
+        # astropy refuses memory-mapped scaled data (BZERO/BSCALE/BLANK); scale each slice instead
+        dtype = np.dtype(_BITPIX_DTYPES[header["BITPIX"]])
+        raw = np.memmap(name, dtype=dtype, mode="r", offset=info["datLoc"], shape=_shape(hdu))
+        return ScaledPixels(raw, header)
+    return hdu.section
 
 
 _BITPIX_DTYPES = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+# BITPIX -> (BZERO of FITS's unsigned/signed integer convention, the type it stands for)
+_INTEGER_ZERO = {8: (-128, np.dtype("i1")), 16: (1 << 15, np.dtype("u2")), 32: (1 << 31, np.dtype("u4")),
+                 64: (1 << 63, np.dtype("u8"))}
+
+
+class ScaledPixels:
+    """Sliceable pixels of a scaled image (BSCALE, BZERO, BLANK), read only where sliced.
+
+    The values are astropy's: integers stored with the unsigned (or, for
+    BITPIX 8, signed) BZERO convention come back as that integer type;
+    other scaled integers as float32 (BITPIX 8 and 16) or float64, with
+    BLANK pixels NaN; float images are scaled in their own precision.
+    """
+
+    def __init__(self, raw, header):
+        self._raw = raw
+        self.shape = raw.shape
+        self.ndim = raw.ndim
+        bitpix = header["BITPIX"]
+        self._bscale = float(header.get("BSCALE", 1))
+        bzero = header.get("BZERO", 0)
+        self._blank = header.get("BLANK") if bitpix > 0 else None
+        convention = _INTEGER_ZERO.get(bitpix)
+        self._unsigned = (convention is not None and self._bscale == 1 and bzero == convention[0]
+                          and self._blank is None)
+        if self._unsigned:
+            self.dtype = convention[1]
+        elif bitpix > 0:
+            self.dtype = np.dtype("f4") if bitpix in (8, 16) else np.dtype("f8")
+        else:
+            self.dtype = raw.dtype.newbyteorder("=")
+        self._bzero = float(bzero)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        raw = np.asarray(self._raw[key])
+        if self._unsigned:
+            if raw.dtype.itemsize == 1:  # BITPIX 8: stored unsigned, meant signed
+                return (raw.astype(np.int16) - 128).astype(np.int8)
+            unsigned = np.dtype(f"u{raw.dtype.itemsize}")
+            return raw.astype(raw.dtype.newbyteorder("=")).view(unsigned) ^ unsigned.type(
+                1 << (8 * raw.dtype.itemsize - 1))
+        values = raw.astype(self.dtype)
+        if self._bscale != 1:
+            values *= self.dtype.type(self._bscale)
+        if self._bzero != 0:
+            values += self.dtype.type(self._bzero)
+        if self._blank is not None:
+            values[raw == self._blank] = np.nan
+        return values
 
 
 def raw_header_text(hdu, path=None):
@@ -429,8 +495,9 @@ class ImageSource:
 
     @property
     def data(self):
-        """All pixels (memory-mapped where the file allows)."""
-        return self.hdu.data
+        """All pixels (memory-mapped where the file allows; scaled images are read and scaled)."""
+        pixels = self.section
+        return pixels[...] if isinstance(pixels, ScaledPixels) else self.hdu.data
 
     @property
     def wcs(self):
