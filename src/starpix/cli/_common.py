@@ -4,6 +4,7 @@ and parsing of positions, sizes and target catalogues."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import re
@@ -20,7 +21,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the examples in the description and epilog as written."""
 
 
-def add_parser(subparsers, name, *, help, description, example, writes=True, label=None):
+def add_parser(subparsers, name, *, help, description, example, writes=True, label=None, add_help=True):
     """Register a subcommand with the options every subcommand has.
 
     Parameters
@@ -37,10 +38,16 @@ def add_parser(subparsers, name, *, help, description, example, writes=True, lab
         Add ``--overwrite`` (each subcommand adds its own ``-o/--output``).
     label : str, optional
         Name used in error messages (``cube build`` for a nested action).
+    add_help : bool
+        Add ``-h/--help``.  False leaves ``-h`` free (a command that mirrors
+        Gnuastro uses it for ``--hdu``) and adds ``--help`` alone.
     """
     parser = subparsers.add_parser(
-        name, help=help, description=description, epilog=f"example:\n{example}", formatter_class=HelpFormatter
+        name, help=help, description=description, epilog=f"example:\n{example}", formatter_class=HelpFormatter,
+        add_help=add_help,
     )
+    if not add_help:
+        parser.add_argument("--help", action="help", default=argparse.SUPPRESS, help="show this help and exit")
     group = parser.add_argument_group("common options")
     group.add_argument("--debug", action="store_true", help="show the traceback of an error")
     group.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors; no progress bar")
@@ -226,3 +233,37 @@ def read_targets(path, pixel=False):
         return [(float(a), float(b)) for a, b in zip(np.asarray(table[x], float), np.asarray(table[y], float))]
     wanted = "x and y" if pixel else "ra and dec (or x and y)"
     raise InvalidParameterError(f"{path}: the catalogue needs columns {wanted}; it has {', '.join(table.colnames)}")
+
+
+SCHEDULER_HELP = ("run the jobs on the Dask cluster of this scheduler (e.g. tcp://head:8786; needs "
+                  "dask.distributed); workers read the inputs by name, so they must see the same files")
+
+
+def add_parallel_options(parser):
+    """Add ``--jobs N`` (local processes) and ``--scheduler ADDRESS`` (a Dask cluster) to a subcommand."""
+    group = parser.add_argument_group("parallel execution")
+    group.add_argument("--jobs", metavar="N", type=int, default=None,
+                       help="worker processes on this machine (default: none, all in this process; "
+                            "0: one per CPU)")
+    group.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
+    return group
+
+
+@contextlib.contextmanager
+def parallel_executor(args):
+    """``(executor, max_workers)`` for ``--jobs`` / ``--scheduler``; a Dask client is closed on exit."""
+    from ..parallel import open_executor
+
+    jobs = getattr(args, "jobs", None)
+    scheduler = getattr(args, "scheduler", None)
+    if scheduler is not None and jobs == 1:
+        jobs = None  # a command whose --jobs defaults to 1
+    if jobs is not None and jobs < 0:
+        raise InvalidParameterError(f"--jobs: expected 0 (one per CPU) or a positive number, got {jobs}")
+    if jobs == 0:
+        if scheduler is not None:
+            raise InvalidParameterError("--jobs and --scheduler: give one or the other, not both")
+        yield "processes", None
+        return
+    with open_executor(jobs, scheduler) as pair:
+        yield pair

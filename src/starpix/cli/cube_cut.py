@@ -13,7 +13,8 @@ def register(subparsers):
         description="Cut TESS-style target pixel files out of a cube of full-frame images (astrocut's "
                     "cube_cut, much faster). Pixel positions are 0-based; --size is NY,NX (or one number).",
         example="  starpix cube cut s0014-1-1-cube.fits --center 250.3,2.3 --size 5\n"
-                "  starpix cube cut cube.fits --catalog targets.ecsv --size 10,12 --output-dir tpfs/",
+                "  starpix cube cut cube.fits --catalog targets.ecsv --size 10,12 --output-dir tpfs/\n"
+                "  starpix cube cut cube.fits --catalog targets.ecsv --size 10 --output-dir tpfs/ --jobs 4",
     )
     parser.add_argument("cube", metavar="CUBE", help="cube file (astrocut's CubeFactory layout)")
     where = parser.add_mutually_exclusive_group(required=True)
@@ -29,6 +30,7 @@ def register(subparsers):
                         help="flux of cutout pixels off the image (default: nan)")
     parser.add_argument("--skip-missing", action="store_true",
                         help="with --catalog: warn about and skip targets off the image instead of failing")
+    _common.add_parallel_options(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -49,9 +51,10 @@ def run(args):
         raise InvalidParameterError("--output names one file; with --catalog use --output-dir")
     if args.skip_missing and not args.catalog:
         raise InvalidParameterError("--skip-missing needs --catalog")
-    result = cube_cut(args.cube, targets, size, output=args.output, output_dir=args.output_dir,
-                      fill_value=args.fill_value, overwrite=args.overwrite, skip_missing=args.skip_missing,
-                      progress_bar=_common.show_progress(args))
+    with _common.parallel_executor(args) as (executor, workers):
+        result = cube_cut(args.cube, targets, size, output=args.output, output_dir=args.output_dir,
+                          fill_value=args.fill_value, overwrite=args.overwrite, skip_missing=args.skip_missing,
+                          progress_bar=_common.show_progress(args), executor=executor, max_workers=workers)
     paths = result if isinstance(result, list) else [result]
     for path in paths:
         if path is not None:

@@ -61,6 +61,7 @@ def register(subparsers):
     image.add_argument("--minmax-value", metavar="LO,HI", help="value interval")
     image.add_argument("--invert", action="store_true", help="invert the grey scale")
     image.add_argument("--colorize", action="store_true", help="one colour image from the first three inputs")
+    _common.add_parallel_options(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -110,16 +111,21 @@ def run(args):
             raise InvalidParameterError("--colorize makes PNG or JPEG images: add --format png or jpg")
         from ..cutout import fits_cut
 
-        written = fits_cut(args.files, targets, size, hdu=_hdu(args.hdu), single_outfile=args.single_outfile,
-                           cutout_prefix=args.prefix, output_dir=args.output_dir, output=args.output,
-                           mode=args.mode, fill_value=args.fill_value, rounding=args.rounding,
-                           allow_empty=args.allow_empty, skip_missing=args.skip_missing,
-                           overwrite=args.overwrite, progress_bar=progress)
+        with _common.parallel_executor(args) as (executor, workers):
+            written = fits_cut(args.files, targets, size, hdu=_hdu(args.hdu), single_outfile=args.single_outfile,
+                               cutout_prefix=args.prefix, output_dir=args.output_dir, output=args.output,
+                               mode=args.mode, fill_value=args.fill_value, rounding=args.rounding,
+                               allow_empty=args.allow_empty, skip_missing=args.skip_missing,
+                               overwrite=args.overwrite, progress_bar=progress, executor=executor,
+                               max_workers=workers)
     else:
         from ..cutout import img_cut
 
         if args.output is not None:
             raise InvalidParameterError("-o/--output names FITS outputs; images use --output-dir and --prefix")
+        if args.jobs is not None or args.scheduler is not None:
+            raise InvalidParameterError("--jobs/--scheduler run FITS cutouts (--format fits) in parallel; "
+                                        f"--format {args.format} runs in this process")
         percent = _pair(args.minmax_percent, "--minmax-percent") if args.minmax_percent else (0.5, 99.5)
         value = _pair(args.minmax_value, "--minmax-value") if args.minmax_value else None
         if value is not None and not args.minmax_percent:

@@ -14,6 +14,8 @@ EXAMPLE = """\
   starpix photometry image.fits --psf-fwhm 2.5 --fit-shape 7 --init stars.ecsv --fixed-positions -o forced.ecsv
   starpix photometry image.fits --psf grid.fits --fit-shape 5 --aperture-radius 5 --threshold 6 --fwhm 3 \\
       --iterative --mode new -o phot.ecsv
+  starpix photometry mosaic.fits --psf-fwhm 2.5 --fit-shape 7 --aperture-radius 4 --threshold 20 --fwhm 2.5 \
+      --tile-size 1024 --jobs 4 -o phot.ecsv
 
 Pixel positions are 0-based, as in photutils.  --init takes a table with x/y
 (or x_init, x_centroid, ...) columns and optionally flux."""
@@ -55,6 +57,11 @@ def register(subparsers):
     out.add_argument("--residual", metavar="FITS", help="write data minus the fitted model")
     out.add_argument("--model", metavar="FITS", help="write the fitted model image")
     out.add_argument("--plot", metavar="PNG", help="write data, model and residual panels")
+    tiles = _common.add_parallel_options(parser)
+    tiles.add_argument("--tile-size", type=int, metavar="N",
+                       help="fit the image in N x N tiles (each read on its own; sources at tile seams kept once)")
+    tiles.add_argument("--overlap", type=int, metavar="N",
+                       help="margin of each tile, pixels (default: from --fit-shape, --min-separation, --fwhm)")
     parser.set_defaults(func=run)
     return parser
 
@@ -110,6 +117,8 @@ def run(args):
     size = _common.parse_size(args.fit_shape, "--fit-shape")
     fit_shape = tuple(size) if isinstance(size, tuple) else size
     psf = GriddedPSF.read(args.psf) if args.psf else GaussianPSF(args.psf_fwhm)
+    if args.tile_size is not None or args.overlap is not None or args.jobs is not None or args.scheduler:
+        return _run_tiled(args, psf, fit_shape, start)
     with read_image(args.image) as source:
         data = np.array(source.data, dtype=float)
         header = source.header.copy()
@@ -152,6 +161,46 @@ def run(args):
                            overwrite=args.overwrite)
         if args.plot:
             _plot(args.plot, data, model, residual, args.overwrite)
+    n_flagged = int(np.count_nonzero(np.asarray(table["flags"])))
+    _common.say(args, f"{args.output}: {len(table)} stars fitted ({n_flagged} flagged) in "
+                      f"{time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def _run_tiled(args, psf, fit_shape, start):
+    """``--tile-size`` (with ``--jobs``/``--scheduler``): tiled photometry; the image is read tile by tile."""
+    import numpy as np
+
+    from ..errors import InvalidParameterError
+    from ..io import read_table, write_table
+    from ..photometry import LocalBackground, PSFPhotometry, SourceGrouper, tiled_photometry
+
+    if args.tile_size is None:
+        raise InvalidParameterError("--jobs/--scheduler/--overlap fit the image in tiles: give --tile-size N")
+    if args.tile_size < 1:
+        raise InvalidParameterError(f"--tile-size: expected a positive number of pixels, got {args.tile_size}")
+    if args.overlap is not None and args.overlap < 0:
+        raise InvalidParameterError(f"--overlap: expected 0 or more pixels, got {args.overlap}")
+    for option, value in (("--iterative", args.iterative), ("--residual", args.residual),
+                          ("--model", args.model), ("--plot", args.plot)):
+        if value:
+            raise InvalidParameterError(f"{option} works on the whole image: it cannot be combined with --tile-size")
+    init = read_table(args.init) if args.init else None
+    options = dict(grouper=SourceGrouper(args.min_separation) if args.min_separation else None,
+                   aperture_radius=args.aperture_radius, fitter_maxiters=args.maxiters)
+    if args.local_bkg:
+        inner, outer = _common.parse_pixel(args.local_bkg, "--local-bkg")
+        options["localbkg_estimator"] = LocalBackground(inner, outer)
+    if args.fixed_positions:
+        if init is None:
+            raise InvalidParameterError("--fixed-positions needs --init TABLE (the positions to keep)")
+        options["fixed"] = ("x", "y")
+    phot = PSFPhotometry(psf, fit_shape, finder=None if init is not None else _finder(args), **options)
+    with _common.parallel_executor(args) as (executor, workers):
+        table = tiled_photometry(args.image, phot, tile_size=args.tile_size, overlap=args.overlap,
+                                 error=args.error, mask=args.mask, init_params=init, executor=executor,
+                                 max_workers=workers, progress_bar=_common.show_progress(args))
+    write_table(table, args.output, overwrite=args.overwrite)
     n_flagged = int(np.count_nonzero(np.asarray(table["flags"])))
     _common.say(args, f"{args.output}: {len(table)} stars fitted ({n_flagged} flagged) in "
                       f"{time.perf_counter() - start:.2f} s")

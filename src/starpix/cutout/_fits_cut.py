@@ -120,7 +120,8 @@ def _file_bytes(primary_cards, pieces):
 
 def fits_cut(files, coordinates, size, *, hdu=None, single_outfile=True, cutout_prefix="cutout",
              output_dir=".", output=None, memory_only=False, mode="partial", fill_value=np.nan,
-             rounding="round", allow_empty=False, skip_missing=False, overwrite=False, progress_bar=False):
+             rounding="round", allow_empty=False, skip_missing=False, overwrite=False, progress_bar=False,
+             executor=None, max_workers=None):
     """Cut regions around one or many positions out of one or many FITS images.
 
     Each file is opened once (memory-mapped) and only the rows each cutout
@@ -170,6 +171,13 @@ def fits_cut(files, coordinates, size, *, hdu=None, single_outfile=True, cutout_
         Replace existing files.
     progress_bar : bool
         Show a progress bar over files.
+    executor : None, 'processes', dask.distributed.Client or Executor
+        Where the files are cut (:func:`starpix.parallel.map_jobs`), one
+        job per file: each worker opens its file by name (memory-mapped) and
+        sends back only the cutouts, which are assembled and written here
+        exactly as in a serial run.
+    max_workers : int, optional
+        Processes for ``'processes'``.
 
     Returns
     -------
@@ -177,13 +185,16 @@ def fits_cut(files, coordinates, size, *, hdu=None, single_outfile=True, cutout_
         One path when exactly one file is written, else the list of paths
         (in position order, then file order); HDULists with ``memory_only``.
     """
-    from astropy.io import fits
 
     files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
     if not files:
         raise InvalidParameterError("files: no input files given")
     targets, _ = as_targets(coordinates)
     specs = [parse_hdu_spec(name) for name in files]
+    if executor is not None:
+        outputs = _cut_parallel(specs, targets, hdu, size, fill_value, rounding, allow_empty, skip_missing, mode,
+                                single_outfile, cutout_prefix, output_dir, executor, max_workers, progress_bar)
+        return _finish(outputs, targets, memory_only, output, overwrite)
     opened = []
     try:
         for path, _ in specs:
@@ -213,6 +224,11 @@ def fits_cut(files, coordinates, size, *, hdu=None, single_outfile=True, cutout_
     finally:
         for hdul in opened:
             hdul.close()
+    return _finish(outputs, targets, memory_only, output, overwrite)
+
+
+def _finish(outputs, targets, memory_only, output, overwrite):
+    """Return the HDULists, or write the files (all checked before the first is written)."""
     if not outputs:
         raise NoOverlapError("no cutout overlaps any input image: "
                              + "; ".join(target_text(c) for c in targets[:5]))
@@ -267,3 +283,51 @@ def _assemble(pieces, skies, targets, specs, size, single_outfile, prefix, outpu
             "use distinct inputs or positions"
         )
     return outputs
+
+
+def _cut_file(job, *, targets, hdu, size, fill_value, rounding, allow_empty, skip_missing, mode):
+    """Worker: cut every target out of one file; ([(target, piece, sky)], [skip messages])."""
+    path, spec_hdu = job
+    found, missed = [], []
+    with open_fits(path) as hdul:
+        indices = _select_hdus(hdul, path, spec_hdu, hdu)
+        primary_filename = hdul[0].header.get("FILENAME")
+        for index in indices:
+            source = hdul[index]
+            wcs = celestial_wcs(source.header, path=path, hdu=index, fobj=hdul)
+            where = f"{path}[{index}]"
+            for t, center in enumerate(targets):
+                try:
+                    piece, sky = _cut_hdu(source, source.header, wcs, index, primary_filename, center, size,
+                                          fill_value, rounding, where, allow_empty, mode)
+                except NoOverlapError as exc:
+                    if not skip_missing:
+                        raise
+                    missed.append(f"{exc}; skipped")
+                    continue
+                found.append((t, piece, sky))
+    return found, missed
+
+
+def _cut_parallel(specs, targets, hdu, size, fill_value, rounding, allow_empty, skip_missing, mode,
+                  single_outfile, prefix, output_dir, executor, max_workers, progress_bar):
+    """fits_cut's loop over files on an executor: the same pieces, in the same order."""
+    import functools
+
+    from ..parallel import imap_jobs
+
+    for path, _ in specs:  # fail on a missing or unreadable file before sending any job
+        open_fits(path).close()
+    func = functools.partial(_cut_file, targets=targets, hdu=hdu, size=size, fill_value=fill_value,
+                             rounding=rounding, allow_empty=allow_empty, skip_missing=skip_missing, mode=mode)
+    pieces = {t: [] for t in range(len(targets))}
+    skies = {}
+    results = imap_jobs(func, specs, executor=executor, max_workers=max_workers, chunksize=1,
+                        progress_bar=progress_bar, desc="files")
+    for file_index, (found, missed) in enumerate(results):
+        for message in missed:
+            warnings.warn(message, StarpixWarning, stacklevel=4)
+        for t, piece, sky in found:
+            pieces[t].append(_Piece(file_index, piece, sky))
+            skies.setdefault(t, sky)
+    return _assemble(pieces, skies, targets, specs, size, single_outfile, prefix, output_dir)

@@ -257,7 +257,8 @@ def _default_name(cube_path, ra, dec, size):
 
 
 def cube_cut(cube_file, coordinates, size, *, output=None, output_dir=".", fill_value=np.nan, rounding="round",
-             overwrite=False, memory_only=False, skip_missing=False, progress_bar=False):
+             overwrite=False, memory_only=False, skip_missing=False, progress_bar=False, executor=None,
+             max_workers=None):
     """Cut target pixel files (TPFs) out of a cube of full-frame images.
 
     The fast equivalent of astrocut's ``cube_cut`` / ``TessCubeCutout``: the
@@ -301,6 +302,14 @@ def cube_cut(cube_file, coordinates, size, *, output=None, output_dir=".", fill_
         :class:`~starpix.errors.NoOverlapError`.
     progress_bar : bool
         Show a tqdm progress bar over the targets.
+    executor : None, 'processes', dask.distributed.Client or Executor
+        Where the TPFs are made (:func:`starpix.parallel.map_jobs`): the
+        targets are located here, then each worker opens the cube by name
+        (memory-mapped), reads its targets' boxes and writes their files
+        itself; only names (or, with ``memory_only``, the TPFs' bytes) come
+        back.  The files are identical to a serial run's.
+    max_workers : int, optional
+        Processes for ``'processes'``.
 
     Returns
     -------
@@ -366,6 +375,10 @@ def cube_cut(cube_file, coordinates, size, *, output=None, output_dir=".", fill_
         stamp = checksum_stamp()
         results = [None] * len(targets)
         work = [target for target in located if target is not None]
+        if executor is not None:
+            _cut_parallel(cube.path, work, paths, results, fill_value, stamp, overwrite, memory_only, executor,
+                          max_workers, progress_bar)
+            return results[0] if single else results
         for target in progress(work, enabled=progress_bar, desc="TPFs", unit="tpf"):
             pieces = cube.tpf_bytes(target, fill_value, stamp)
             if memory_only:
@@ -380,3 +393,49 @@ def cube_cut(cube_file, coordinates, size, *, output=None, output_dir=".", fill_
                         handle.write(piece)
             results[target.index] = path
     return results[0] if single else results
+
+
+def _tpf_job(job, *, cube_path, fill_value, stamp, overwrite, memory_only):
+    """Worker: open the cube by name (cached, memory-mapped) and make one TPF: its path, or its bytes."""
+    from ..io import atomic_output
+
+    target, path = job
+    cube = open_cube(cube_path, _Cube)
+    with cube.lock:
+        pieces = cube.tpf_bytes(target, fill_value, stamp)
+    if memory_only:
+        return b"".join(pieces)
+    with atomic_output(path, overwrite) as tmp:
+        with open(tmp, "wb") as handle:
+            for piece in pieces:
+                handle.write(piece)
+    return path
+
+
+def _cut_parallel(cube_path, work, paths, results, fill_value, stamp, overwrite, memory_only, executor,
+                  max_workers, progress_bar):
+    """cube_cut's loop over targets, on an executor; fills ``results`` in place."""
+    import functools
+
+    from ..parallel import imap_jobs
+
+    func = functools.partial(_tpf_job, cube_path=os.path.abspath(cube_path), fill_value=fill_value, stamp=stamp,
+                             overwrite=overwrite, memory_only=memory_only)
+    jobs = [(target, paths[target.index]) for target in work]
+    done = []
+    try:
+        for target, result in zip(work, imap_jobs(func, jobs, executor=executor, max_workers=max_workers,
+                                                    progress_bar=progress_bar, desc="TPFs")):
+            if memory_only:
+                from astropy.io import fits
+
+                result = fits.HDUList.fromstring(result)
+            else:
+                done.append(result)
+            results[target.index] = result
+    except BaseException:
+        if not overwrite:  # the files this call made (never ones that were there before)
+            for path in done:
+                if os.path.exists(path):
+                    os.remove(path)
+        raise

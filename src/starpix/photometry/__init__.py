@@ -13,9 +13,11 @@ from ._grouping import SourceGrouper, group_sources
 from ._iterative import IterativePSFPhotometry, IterativePSFResult
 from ._local_background import LocalBackground
 from ._psf_photometry import PSFPhotometry, PSFPhotometryResult, PSFTable
+from ._tiled import batch_photometry, tile_grid, tiled_photometry
 
 __all__ = []
 __all__ += ["circular_sum", "annulus_sum", "elliptical_sum", "elliptical_annulus_sum", "ApertureSums",
             "aperture_photometry", "group_sources", "SourceGrouper", "LocalBackground"]
 __all__ += ["PSFPhotometry", "PSFPhotometryResult", "PSFTable", "PSF_FLAGS", "PSFFlag", "decode_flags",
             "IterativePSFPhotometry", "IterativePSFResult"]
+__all__ += ["tiled_photometry", "batch_photometry", "tile_grid"]
