@@ -39,6 +39,8 @@ bench: $(STAMP_TEST) gnuastro
 	$(PY) bench/cutout.py
 	$(PY) bench/psf_models.py
 	$(PY) bench/photometry.py
+	$(PY) bench/stamps.py
+	$(PY) bench/preprocess.py
 
 clean:
 	rm -rf $(VENV) demo-output build src/*.egg-info
