@@ -10,8 +10,8 @@ satlevel 50000; starpix with its star guard (on by default: flagged groups that 
 star core with the PSF are unflagged).  Each measurement runs in a fresh process; the masks are
 compared pixel by pixel and against the injected truth.
 
-The reprojection and coadd rows of issue 6 come from bench/reproject.py when it
-defines ``add_rows(table, args)``; otherwise run that script separately.
+The reprojection and coadd rows of issue 6 come from bench/reprojection.py (also
+runnable alone).
 """
 
 from __future__ import annotations
@@ -89,20 +89,15 @@ def _quality(mask, truth, cores):
 
 
 def _reproject_rows(table, args):
-    path = os.path.join(HERE, "reproject.py")
-    if not os.path.exists(path):
-        return "bench/reproject.py does not exist yet: its reprojection and coadd rows are not in this table."
-    module = _load("_bench_reproject", path)
-    if not hasattr(module, "add_rows"):
-        return "bench/reproject.py defines no add_rows(table, args): run it separately for the reprojection rows."
-    note = module.add_rows(table, args)
-    return note or ""
+    import reprojection  # bench/reprojection.py: its rows of this table
+
+    return reprojection.add_rows(table, args) or ""
 
 
 def main(argv=None):
     args = arguments(__doc__, "/tmp/starpix-preprocess-bench", "a 512x512 scene, to check the script", argv,
                      extra=[("--sizes", {"default": "2048,4096", "help": "image sizes (default 2048,4096)"}),
-                            ("--no-reproject", {"action": "store_true", "help": "skip bench/reproject.py's rows"})])
+                            ("--no-reproject", {"action": "store_true", "help": "skip bench/reprojection.py's rows"})])
     import astroscrappy
 
     sizes = [512] if args.quick else [int(part) for part in args.sizes.split(",")]

@@ -105,7 +105,9 @@ def test_fits_cut_and_cube_cut(client, tess_ffis, tmp_path):
 def _unstamped(content):
     import re
 
-    return re.sub(rb"(checksum updated |DATE    = )'?[0-9T:-]+", b"", content)
+    # the time stamps, and the header checksums that cover them, differ when the runs straddle a second
+    content = re.sub(rb"(checksum updated |DATE    = )'?[0-9T:.-]+", b"", content)
+    return re.sub(rb"CHECKSUM= '[^']*'", b"", content)
 
 
 def test_psf_stamps_and_cosmics_files(client, tmp_path):

@@ -23,6 +23,7 @@ __all__ = [
     "make_tess_ffis",
     "make_model_image",
     "make_noise_image",
+    "make_dithered_exposures",
 ]
 
 
@@ -590,3 +591,207 @@ def _finite_float(value, name):
     if not np.isfinite(value):
         raise InvalidParameterError(f"{name} must be finite, got {value!r}")
     return value
+
+
+def _elliptical_gaussian_image(shape, x, y, flux, sigma_major, sigma_minor, theta, oversample=5):
+    """Elliptical Gaussians (position angle ``theta`` from +x, radians) sampled on ``oversample``^2 sub-pixels."""
+    image = np.zeros(shape, dtype=np.float64)
+    ny, nx = shape
+    sub = (np.arange(oversample) + 0.5) / oversample - 0.5
+    for x0, y0, f, sa, sb, th in zip(x, y, flux, sigma_major, sigma_minor, theta):
+        r = int(np.ceil(5.0 * sa))
+        ix, iy = int(round(x0)), int(round(y0))
+        x1, x2, y1, y2 = max(ix - r, 0), min(ix + r + 1, nx), max(iy - r, 0), min(iy + r + 1, ny)
+        if x1 >= x2 or y1 >= y2:
+            continue
+        yy = (np.arange(y1, y2)[:, None] + sub[None, :]).ravel()
+        xx = (np.arange(x1, x2)[:, None] + sub[None, :]).ravel()
+        dx = xx[None, :] - x0
+        dy = yy[:, None] - y0
+        u = dx * np.cos(th) + dy * np.sin(th)
+        v = -dx * np.sin(th) + dy * np.cos(th)
+        values = np.exp(-0.5 * ((u / sa) ** 2 + (v / sb) ** 2)) / (2.0 * np.pi * sa * sb)
+        values = values.reshape(y2 - y1, oversample, x2 - x1, oversample).mean(axis=(1, 3))
+        image[y1:y2, x1:x2] += f * values
+    return image
+
+
+def _cosmic_rays(shape, n_single, n_tracks, energy, rng):
+    """Cosmic-ray electrons: single pixels and short tracks (2-8 pixels, any direction)."""
+    ny, nx = shape
+    image = np.zeros(shape, dtype=np.float64)
+    ys = rng.integers(0, ny, n_single)
+    xs = rng.integers(0, nx, n_single)
+    image[ys, xs] += np.exp(rng.uniform(np.log(energy[0]), np.log(energy[1]), n_single))
+    for _ in range(n_tracks):
+        length = rng.uniform(2.0, 8.0)
+        angle = rng.uniform(0.0, np.pi)
+        x0, y0 = rng.uniform(0, nx - 1), rng.uniform(0, ny - 1)
+        t = np.linspace(0.0, length, int(np.ceil(length * 3)) + 1)
+        px = np.clip(np.rint(x0 + t * np.cos(angle)).astype(int), 0, nx - 1)
+        py = np.clip(np.rint(y0 + t * np.sin(angle)).astype(int), 0, ny - 1)
+        cells = np.unique(np.stack([py, px], axis=1), axis=0)
+        deposit = np.exp(rng.uniform(np.log(energy[0]), np.log(energy[1])))
+        image[cells[:, 0], cells[:, 1]] += deposit * rng.uniform(0.5, 1.0, len(cells))
+    return image
+
+
+def make_dithered_exposures(directory, n_exposures=4, *, shape=(256, 256), n_chips=1, n_stars=25,
+                            n_galaxies=6, star_flux=(1000.0, 5000.0), fwhm=2.5, pixel_scale_arcsec=0.1,
+                            center=(150.0, 2.0), dithers=None, exptime=(400.0, 450.0, 500.0, 420.0),
+                            sky_rate=(0.6, 0.9, 1.2, 0.75), gain=2.0, rdnoise=5.0, n_cosmics=(150, 25),
+                            cr_energy=(300.0, 20000.0), bad_column=True, seed=0, prefix="exp"):
+    """Dithered exposures of one sky field with cosmic rays, written as HST-FLT-like FITS files.
+
+    Each file has a primary header (EXPTIME, GAIN, RDNOISE, BUNIT='COUNTS') and,
+    per chip, ``SCI`` (ADU), ``ERR`` (ADU, 1 sigma) and ``DQ`` extensions with
+    ``EXTVER`` 1, 2, ... and a TAN celestial WCS. The scene (stars and elongated
+    Gaussian galaxies) is fixed on the sky; each exposure has its own pointing
+    (sub-pixel and integer shifts, small rotations), sky level and exposure
+    time, Poisson and read noise, and injected cosmic rays (single pixels and
+    tracks).
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Where the files ``{prefix}{k}_flt.fits`` are written (k = 1, 2, ...).
+    n_exposures : int
+        Number of exposures (>= 1); the per-exposure tuples (``exptime``,
+        ``sky_rate``, ``dithers``) are cycled when shorter.
+    shape : tuple of int
+        Detector shape ``(ny, nx)``; with ``n_chips`` > 1 it is split along y
+        into chips (chip 1 at the bottom).
+    n_chips : int
+        SCI/ERR/DQ sets per file.
+    n_stars, n_galaxies : int
+        Sources, placed at least 12 pixels inside the common footprint.
+    star_flux : tuple of float
+        Star count rates (e-/s), drawn log-uniformly.
+    fwhm : float
+        Gaussian stellar FWHM, pixels.
+    pixel_scale_arcsec : float
+        Pixel size.
+    center : tuple of float
+        (RA, Dec) of the first pointing, degrees.
+    dithers : sequence of (dx, dy, rotation_deg), optional
+        Pointing offsets in pixels and rotations; default four offsets mixing
+        integer and sub-pixel shifts with rotations up to 0.1 degree.
+    exptime, sky_rate : tuple of float
+        Exposure times (s) and sky count rates (e-/s/pixel).
+    gain, rdnoise : float
+        e-/ADU and read noise (e-).
+    n_cosmics : tuple of int
+        (single-pixel hits, tracks) per exposure and detector.
+    cr_energy : tuple of float
+        Range of the deposited electrons per hit (log-uniform).
+    bad_column : bool
+        Flag one column (DQ=4) per chip and fill it with garbage.
+    seed : int
+        Random seed.
+    prefix : str
+        File name prefix.
+
+    Returns
+    -------
+    files : list of str
+    truth : dict
+        ``stars`` and ``galaxies`` (QTables: ``ra``, ``dec``, ``flux`` in e-/s;
+        galaxies also ``sigma_major``, ``sigma_minor`` (pixels) and ``theta``);
+        ``sky`` (ADU per pixel, per exposure), ``sky_rate``, ``exptime``,
+        ``gain``, ``rdnoise``; ``cr_masks`` and ``cr_electrons`` (per exposure, a
+        list of per-chip arrays: the injected hits); ``noise_sigma`` (per exposure
+        and chip, the expected noise in electrons of every pixel without the
+        cosmic rays); ``bad`` (per exposure and chip, the DQ-flagged pixels);
+        ``wcs`` (per exposure and chip).
+    """
+    from astropy.io import fits
+    from astropy.table import QTable
+
+    if n_exposures < 1:
+        raise InvalidParameterError(f"n_exposures must be >= 1, got {n_exposures}")
+    if n_chips < 1 or shape[0] % n_chips:
+        raise InvalidParameterError(f"n_chips must divide the detector height {shape[0]}, got {n_chips}")
+    rng = np.random.default_rng(seed)
+    if dithers is None:
+        dithers = [(0.0, 0.0, 0.0), (3.5, 2.25, 0.05), (-2.3, 5.6, -0.08), (6.0, -3.0, 0.1)]
+    ny, nx = shape
+    base = make_wcs(shape, center=center, pixel_scale_arcsec=pixel_scale_arcsec)
+    margin = 12.0 + max(max(abs(d[0]), abs(d[1])) for d in dithers)
+    sx = rng.uniform(margin, nx - 1 - margin, n_stars + n_galaxies)
+    sy = rng.uniform(margin, ny - 1 - margin, n_stars + n_galaxies)
+    sky_pos = base.pixel_to_world_values(sx, sy)
+    star_rates = np.exp(rng.uniform(np.log(star_flux[0]), np.log(star_flux[1]), n_stars))
+    gal_rates = rng.uniform(2000.0, 8000.0, n_galaxies)
+    gal_a = rng.uniform(2.0, 4.0, n_galaxies)
+    gal_b = gal_a * rng.uniform(0.35, 0.8, n_galaxies)
+    gal_theta = rng.uniform(0.0, np.pi, n_galaxies)
+    stars = QTable({"ra": sky_pos[0][:n_stars], "dec": sky_pos[1][:n_stars], "flux": star_rates})
+    galaxies = QTable({"ra": sky_pos[0][n_stars:], "dec": sky_pos[1][n_stars:], "flux": gal_rates,
+                       "sigma_major": gal_a, "sigma_minor": gal_b, "theta": gal_theta})
+    chip_ny = ny // n_chips
+    files = []
+    truth = {"stars": stars, "galaxies": galaxies, "sky": [], "sky_rate": [], "exptime": [], "gain": float(gain),
+             "rdnoise": float(rdnoise), "cr_masks": [], "cr_electrons": [], "noise_sigma": [], "bad": [],
+             "wcs": []}
+    for k in range(n_exposures):
+        dx, dy, rot = dithers[k % len(dithers)]
+        texp = float(exptime[k % len(exptime)])
+        rate = float(sky_rate[k % len(sky_rate)])
+        det = make_wcs(shape, center=center, pixel_scale_arcsec=pixel_scale_arcsec, rotation_deg=rot)
+        det.wcs.crpix = [base.wcs.crpix[0] + dx, base.wcs.crpix[1] + dy]
+        det.wcs.set()
+        px, py = det.world_to_pixel_values(sky_pos[0], sky_pos[1])
+        scene = gaussian_star_image(shape, px[:n_stars], py[:n_stars], star_rates * texp, fwhm=fwhm,
+                                    dtype=np.float64)
+        scene += _elliptical_gaussian_image(shape, px[n_stars:], py[n_stars:], gal_rates * texp, gal_a, gal_b,
+                                            gal_theta + np.deg2rad(rot))
+        expected = scene + rate * texp
+        electrons = rng.poisson(expected).astype(np.float64) + rng.normal(0.0, rdnoise, shape)
+        crs = _cosmic_rays(shape, n_cosmics[0], n_cosmics[1], cr_energy, rng)
+        electrons += crs
+        hdus = [fits.PrimaryHDU()]
+        primary = hdus[0].header
+        primary["EXPTIME"] = (texp, "exposure time (s)")
+        primary["GAIN"] = (float(gain), "e-/ADU")
+        primary["RDNOISE"] = (float(rdnoise), "read noise (e-)")
+        primary["BUNIT"] = "COUNTS"
+        primary["NEXTEND"] = 3 * n_chips
+        primary["FILENAME"] = f"{prefix}{k + 1}_flt.fits"
+        masks, deposits, sigmas, bads, wcss = [], [], [], [], []
+        for c in range(n_chips):
+            rows = slice(c * chip_ny, (c + 1) * chip_ny)
+            chip_wcs = det.deepcopy()
+            chip_wcs.wcs.crpix = [det.wcs.crpix[0], det.wcs.crpix[1] - c * chip_ny]
+            chip_wcs.wcs.set()
+            chip_wcs.pixel_shape = (nx, chip_ny)
+            sci = electrons[rows] / gain
+            err = np.sqrt(expected[rows] + rdnoise**2) / gain
+            dq = np.zeros((chip_ny, nx), np.int16)
+            bad = np.zeros((chip_ny, nx), bool)
+            if bad_column:
+                col = int(rng.integers(nx // 4, 3 * nx // 4))
+                dq[:, col] = 4
+                bad[:, col] = True
+                sci[:, col] = rng.uniform(-500.0, 5000.0, chip_ny)
+            header = chip_wcs.to_header()
+            header["BUNIT"] = "COUNTS"
+            hdus.append(fits.ImageHDU(sci.astype(np.float32), header=header, name="SCI", ver=c + 1))
+            hdus.append(fits.ImageHDU(err.astype(np.float32), header=header, name="ERR", ver=c + 1))
+            hdus.append(fits.ImageHDU(dq, header=header, name="DQ", ver=c + 1))
+            masks.append(crs[rows] > 0)
+            deposits.append(crs[rows])
+            sigmas.append(np.sqrt(expected[rows] + rdnoise**2))
+            bads.append(bad)
+            wcss.append(chip_wcs)
+        path = os.path.join(os.fspath(directory), f"{prefix}{k + 1}_flt.fits")
+        fits.HDUList(hdus).writeto(path, overwrite=True)
+        files.append(path)
+        truth["sky"].append(rate * texp / gain)
+        truth["sky_rate"].append(rate)
+        truth["exptime"].append(texp)
+        truth["cr_masks"].append(masks)
+        truth["cr_electrons"].append(deposits)
+        truth["noise_sigma"].append(sigmas)
+        truth["bad"].append(bads)
+        truth["wcs"].append(wcss)
+    return files, truth

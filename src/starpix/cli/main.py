@@ -35,6 +35,8 @@ SUBCOMMANDS = {
     "psf-subtract": "psf_subtract",
     "radial-profile": "radial_profile",
     "segment": "segment",
+    "pipeline": "pipeline",
+    "drizzle": "drizzle",
 }
 
 

@@ -35,7 +35,6 @@ finite (off the projection, or failing the round trip) the exact map is used.
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -43,7 +42,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError, NoWCSError
 
-__all__ = ["reproject", "MAP_TOLERANCE"]
+__all__ = ["reproject", "MAP_TOLERANCE", "pixel_map", "choose_step"]
 
 #: Largest interpolation error (pixels) allowed for the coarse-grid pixel map.
 MAP_TOLERANCE = 1e-7
@@ -51,7 +50,7 @@ MAP_TOLERANCE = 1e-7
 _METHODS = ("interp", "exact", "drizzle")
 _ORDERS = {"nearest": 0, "nearest-neighbor": 0, "bilinear": 1, "bicubic": 3, 0: 0, 1: 1, 3: 3}
 _ROW_BLOCK = 256
-_lock = threading.Lock()
+_IN_BLOCK = 64  # input rows per block of the overlap methods (fixed: results do not depend on threads)
 
 
 def _as_wcs(wcs, name):
@@ -87,9 +86,10 @@ def _same_frame(wcs_a, wcs_b):
 def _transform(wcs_from, wcs_to, x, y):
     """Exact map of pixel positions (0-based) of ``wcs_from`` into ``wcs_to``'s pixels.
 
-    The inverse of a distorted WCS is solved to 1e-10 pixel (astropy's
-    ``world_to_pixel`` stops at 1e-4 pixel, which leaves noise of up to
-    ~1e-5 pixel in strongly distorted fields).
+    The inverse of a distorted WCS is solved to 1e-10 pixel, point by point
+    (astropy's ``world_to_pixel`` stops at 1e-4 pixel, which leaves noise of
+    up to ~1e-5 pixel in strongly distorted fields), so that a point's
+    position does not depend on the other points of the call.
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -112,8 +112,33 @@ def _transform(wcs_from, wcs_to, x, y):
                     and wcs_to.det2im1 is None and wcs_to.det2im2 is None:
                 xo, yo = wcs_to.wcs_world2pix(ordered[0], ordered[1], 0)
             else:
-                xo, yo = wcs_to.all_world2pix(ordered[0], ordered[1], 0, tolerance=1e-10, maxiter=60, quiet=True)
+                xo, yo = _world2pix_distorted(wcs_to, ordered[0], ordered[1])
     return np.array(xo, dtype=float), np.array(yo, dtype=float)
+
+
+def _world2pix_distorted(wcs, lon, lat, tolerance=1e-10, maxiter=60):
+    """Inverse of a distorted WCS, point by point.
+
+    The fixed-point iteration of astropy's ``all_world2pix``
+    (``pix -= pix2foc(pix) - pix0``), except that every point stops when its
+    own correction is below ``tolerance`` pixel: astropy iterates all points
+    while any is unconverged, so a point's result would depend on the other
+    points of the call (and a tile would not match the whole image).
+    """
+    shape = np.shape(lon)
+    x0, y0 = wcs.wcs_world2pix(np.ravel(lon), np.ravel(lat), 0)
+    pix0 = np.column_stack([x0, y0])
+    pix = pix0.copy()
+    active = np.flatnonzero(np.all(np.isfinite(pix0), axis=1))
+    tol2 = tolerance * tolerance
+    for _ in range(maxiter):
+        if active.size == 0:
+            break
+        correction = wcs.pix2foc(pix[active], 0) - pix0[active]
+        pix[active] -= correction
+        with np.errstate(invalid="ignore"):
+            active = active[np.sum(correction * correction, axis=1) >= tol2]
+    return pix[:, 0].reshape(shape), pix[:, 1].reshape(shape)
 
 
 def _transform_checked(wcs_from, wcs_to, x, y, roundtrip):
@@ -127,41 +152,99 @@ def _transform_checked(wcs_from, wcs_to, x, y, roundtrip):
     return xo, yo
 
 
-def pixel_map(wcs_from, wcs_to, x0, y0, ny, nx, *, roundtrip=False, tolerance=MAP_TOLERANCE):
-    """Positions in ``wcs_to``'s pixel grid of the grid points ``(x0 + c, y0 + r)`` of ``wcs_from``.
+def _node_range(g0, n, step):
+    """First node index and node count covering grid offsets g0 .. g0 + n - 1 (4x4 stencils)."""
+    first = g0 // step - 1
+    return first, (g0 + n - 1) // step + 3 - first
 
-    Returns two float64 arrays of shape ``(ny, nx)`` (x then y); see the
-    module notes for the coarse-grid evaluation and its error bound.
+
+def _grid_offset(value, anchor, name):
+    offset = value - anchor
+    if offset != int(offset):
+        raise ValueError(f"{name}: grid start {value} is not a whole number of pixels from the anchor {anchor}")
+    return int(offset)
+
+
+def _nodes(wcs_from, wcs_to, gx0, gy0, ny, nx, step, anchor, roundtrip):
+    """The exact map at the global nodes around a region: (nodes_x, nodes_y, kx0, ky0)."""
+    ky0, ky = _node_range(gy0, ny, step)
+    kx0, kx = _node_range(gx0, nx, step)
+    gy, gx = np.meshgrid(anchor[1] + step * np.arange(ky0, ky0 + ky, dtype=float),
+                         anchor[0] + step * np.arange(kx0, kx0 + kx, dtype=float), indexing="ij")
+    nodes_x, nodes_y = _transform_checked(wcs_from, wcs_to, gx, gy, roundtrip)
+    return nodes_x, nodes_y, kx0, ky0
+
+
+def choose_step(wcs_from, wcs_to, x0, y0, ny, nx, *, anchor=(0.0, 0.0), roundtrip=False, tolerance=MAP_TOLERANCE):
+    """Node spacing of the coarse pixel map for the grid points ``(x0 + c, y0 + r)``; 0: map exactly.
+
+    Nodes lie on a grid anchored at ``anchor`` (global, not at ``(x0, y0)``):
+    the step is halved from 32 until the cubic interpolation error, checked
+    against the exact map at the centres of the node cells inside the region,
+    is at most ``tolerance`` pixel.  Regions with few points are mapped
+    exactly.  Returns ``(step, nodes)`` where ``nodes`` can be handed to
+    :func:`pixel_map` for the same region (None when step is 0).
     """
-    from ._reproject_kernels import grid_map
-
-    out_x = np.empty((ny, nx))
-    out_y = np.empty((ny, nx))
+    gx0, gy0 = _grid_offset(x0, anchor[0], "x0"), _grid_offset(y0, anchor[1], "y0")
     step = 32
-    while step >= 4 and ny * nx > 8 * ((ny - 1) // step + 4) * ((nx - 1) // step + 4):
-        ky = (ny - 1) // step + 4
-        kx = (nx - 1) // step + 4
-        gy, gx = np.meshgrid(y0 + step * (np.arange(ky) - 1.0), x0 + step * (np.arange(kx) - 1.0), indexing="ij")
-        nodes_x, nodes_y = _transform_checked(wcs_from, wcs_to, gx, gy, roundtrip)
-        # exact values at the centres of the cells that lie inside the grid
-        cy = y0 + step * (np.arange(ky - 3) + 0.5)
-        cx = x0 + step * (np.arange(kx - 3) + 0.5)
-        cy, cx = cy[cy <= y0 + ny - 1], cx[cx <= x0 + nx - 1]
+    while step >= 4:
+        ky = _node_range(gy0, ny, step)[1]
+        kx = _node_range(gx0, nx, step)[1]
+        if ny * nx <= 8 * ky * kx:
+            break
+        nodes = _nodes(wcs_from, wcs_to, gx0, gy0, ny, nx, step, anchor, roundtrip)
+        nodes_x, nodes_y, kx0, ky0 = nodes
+        # exact values at the centres of the node cells that lie inside the region
+        cy = step * (np.arange(ky0, ky0 + ky) + 0.5)
+        cx = step * (np.arange(kx0, kx0 + kx) + 0.5)
+        cy = cy[(cy >= gy0) & (cy <= gy0 + ny - 1)]
+        cx = cx[(cx >= gx0) & (cx <= gx0 + nx - 1)]
+        if cy.size == 0:
+            cy = np.array([gy0 + 0.5 * (ny - 1)])
+        if cx.size == 0:
+            cx = np.array([gx0 + 0.5 * (nx - 1)])
         cgy, cgx = np.meshgrid(cy, cx, indexing="ij")
-        ex, ey = _transform_checked(wcs_from, wcs_to, cgx, cgy, roundtrip)
-        ix, iy = np.empty(cgx.shape), np.empty(cgx.shape)
-        _interp_points(nodes_x, nodes_y, step, cgx - x0, cgy - y0, ix, iy)
+        ex, ey = _transform_checked(wcs_from, wcs_to, cgx + anchor[0], cgy + anchor[1], roundtrip)
+        ix, iy = _interp_points(nodes_x, nodes_y, step, kx0, ky0, cgx, cgy)
         with np.errstate(invalid="ignore"):
             error = np.hypot(ix - ex, iy - ey)
         finite = np.isfinite(error)
         if not finite.any() or np.max(error[finite]) <= tolerance:
-            grid_map(nodes_x, nodes_y, float(step), ny, nx, out_x, out_y)
-            bad = ~(np.isfinite(out_x) & np.isfinite(out_y))
-            if bad.any():
-                rows, cols = np.nonzero(bad)
-                out_x[bad], out_y[bad] = _transform_checked(wcs_from, wcs_to, cols + x0, rows + y0, roundtrip)
-            return out_x, out_y
+            return step, nodes
         step //= 2
+    return 0, None
+
+
+def pixel_map(wcs_from, wcs_to, x0, y0, ny, nx, *, roundtrip=False, tolerance=MAP_TOLERANCE, step=None,
+              anchor=(0.0, 0.0), nodes=None):
+    """Positions in ``wcs_to``'s pixel grid of the grid points ``(x0 + c, y0 + r)`` of ``wcs_from``.
+
+    Returns two float64 arrays of shape ``(ny, nx)`` (x then y); see the
+    module notes for the coarse-grid evaluation and its error bound.  The
+    coarse nodes sit at ``anchor + step * k`` (``x0 - anchor`` and
+    ``y0 - anchor`` must be whole numbers), so any sub-region evaluated with
+    the same ``step`` gets bit-identical positions; ``step`` (from
+    :func:`choose_step`, 0 = exact map) defaults to the one chosen for this
+    region.
+    """
+    from ._reproject_kernels import grid_map
+
+    gx0, gy0 = _grid_offset(x0, anchor[0], "x0"), _grid_offset(y0, anchor[1], "y0")
+    if step is None:
+        step, nodes = choose_step(wcs_from, wcs_to, x0, y0, ny, nx, anchor=anchor, roundtrip=roundtrip,
+                                  tolerance=tolerance)
+    out_x = np.empty((ny, nx))
+    out_y = np.empty((ny, nx))
+    if step:
+        if nodes is None:
+            nodes = _nodes(wcs_from, wcs_to, gx0, gy0, ny, nx, step, anchor, roundtrip)
+        nodes_x, nodes_y, kx0, ky0 = nodes
+        grid_map(nodes_x, nodes_y, float(step), gx0, gy0, kx0, ky0, ny, nx, out_x, out_y)
+        bad = ~(np.isfinite(out_x) & np.isfinite(out_y))
+        if bad.any():
+            rows, cols = np.nonzero(bad)
+            out_x[bad], out_y[bad] = _transform_checked(wcs_from, wcs_to, cols + x0, rows + y0, roundtrip)
+        return out_x, out_y
     for r0 in range(0, ny, _ROW_BLOCK):
         r1 = min(ny, r0 + _ROW_BLOCK)
         gy, gx = np.meshgrid(y0 + np.arange(r0, r1, dtype=float), x0 + np.arange(nx, dtype=float), indexing="ij")
@@ -169,20 +252,22 @@ def pixel_map(wcs_from, wcs_to, x0, y0, ny, nx, *, roundtrip=False, tolerance=MA
     return out_x, out_y
 
 
-def _interp_points(nodes_x, nodes_y, step, px, py, out_x, out_y):
-    """The coarse-grid interpolation at scattered offsets (for the error check)."""
+def _interp_points(nodes_x, nodes_y, step, kx0, ky0, gx, gy):
+    """The coarse-grid interpolation at scattered grid offsets (for the error check)."""
     from ._reproject_kernels import _lagrange_numpy
 
-    ux, uy = px / step, py / step
+    ux, uy = gx / step, gy / step
     kx, ky = np.floor(ux).astype(int), np.floor(uy).astype(int)
     wx, wy = _lagrange_numpy(ux - kx), _lagrange_numpy(uy - ky)
-    out_x[...] = 0.0
-    out_y[...] = 0.0
+    kx, ky = kx - 1 - kx0, ky - 1 - ky0
+    out_x = np.zeros(gx.shape)
+    out_y = np.zeros(gx.shape)
     for a in range(4):
         for b in range(4):
             w = wy[a] * wx[b]
             out_x += w * nodes_x[ky + a, kx + b]
             out_y += w * nodes_y[ky + a, kx + b]
+    return out_x, out_y
 
 
 def _check_image(image, mask, name="image"):
@@ -270,27 +355,75 @@ def reproject(image, wcs_in, wcs_out, shape_out, *, method="interp", order="bili
     ny_out, nx_out = _check_shape(shape_out)
     array = _check_image(image, mask)
     x0, y0 = (int(v) for v in offset)
+    reader = ArrayReader(array)
     if method == "interp":
-        return _reproject_interp(array, wcs_in, wcs_out, ny_out, nx_out, x0, y0, _ORDERS[order], roundtrip)
-    return _reproject_overlap(array, wcs_in, wcs_out, ny_out, nx_out, x0, y0, method == "drizzle", threads)
+        return _reproject_interp(reader, wcs_in, wcs_out, ny_out, nx_out, x0, y0, _ORDERS[order], roundtrip)
+    return _reproject_overlap(reader, wcs_in, wcs_out, ny_out, nx_out, x0, y0, method == "drizzle", threads)
 
 
-def _reproject_interp(array, wcs_in, wcs_out, ny_out, nx_out, x0, y0, order, roundtrip):
+def prefilter(array):
+    """Cubic B-spline coefficients of an image (NaN set to 0) and its mask of bad pixels."""
+    from scipy.ndimage import spline_filter
+
+    bad = ~np.isfinite(array)
+    filled = np.where(bad, 0.0, array)
+    return spline_filter(filled, order=3, mode="mirror", output=np.float64), bad
+
+
+class ArrayReader:
+    """Windows of an input image held in memory (float64, NaN = bad), and of its spline coefficients.
+
+    The reprojection asks for the windows it needs through ``read(j0, j1,
+    i0, i1)`` and ``spline(j0, j1, i0, i1)``; readers of files (see
+    ``_coadd``) read only those pixels.
+    """
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = array.shape
+        self._spline = None
+
+    def read(self, j0, j1, i0, i1):
+        return self.array[j0:j1, i0:i1]
+
+    def spline(self, j0, j1, i0, i1):
+        if self._spline is None:
+            self._spline = prefilter(self.array)
+        coef, bad = self._spline
+        return coef[j0:j1, i0:i1], bad[j0:j1, i0:i1]
+
+
+def _window(xs, ys, ny, nx, low, high):
+    """Rows and columns (j0, j1, i0, i1) of the input that positions inside it reach, or None."""
+    with np.errstate(invalid="ignore"):
+        inside = (xs >= -0.5) & (xs <= nx - 0.5) & (ys >= -0.5) & (ys <= ny - 0.5)
+    if not inside.any():
+        return None
+    px, py = xs[inside], ys[inside]
+    i0 = max(0, int(np.floor(max(px.min(), 0.0))) - low)
+    i1 = min(nx, int(np.floor(px.max())) + high)
+    j0 = max(0, int(np.floor(max(py.min(), 0.0))) - low)
+    j1 = min(ny, int(np.floor(py.max())) + high)
+    return j0, j1, i0, i1
+
+
+def _reproject_interp(reader, wcs_in, wcs_out, ny_out, nx_out, x0, y0, order, roundtrip, step=None):
     from . import _reproject_kernels as k
 
-    xs, ys = pixel_map(wcs_out, wcs_in, x0, y0, ny_out, nx_out, roundtrip=roundtrip)
-    out = np.empty((ny_out, nx_out))
-    if order == 0:
-        k.interp_nearest(array, xs, ys, out)
-    elif order == 1:
-        k.interp_bilinear(array, xs, ys, out)
-    else:
-        from scipy.ndimage import spline_filter
-
-        bad = ~np.isfinite(array)
-        filled = np.where(bad, 0.0, array)
-        coef = spline_filter(filled, order=3, mode="mirror", output=np.float64)
-        k.interp_bicubic(coef, bad, xs, ys, out)
+    xs, ys = pixel_map(wcs_out, wcs_in, x0, y0, ny_out, nx_out, roundtrip=roundtrip, step=step)
+    out = np.full((ny_out, nx_out), np.nan)
+    ny_in, nx_in = reader.shape
+    window = _window(xs, ys, ny_in, nx_in, 2, 4)
+    if window is not None:
+        j0, j1, i0, i1 = window
+        if order == 3:
+            coef, bad = reader.spline(j0, j1, i0, i1)
+            k.interp_bicubic(np.ascontiguousarray(coef), np.ascontiguousarray(bad), j0, i0, ny_in, nx_in, xs, ys,
+                             out)
+        else:
+            values = np.ascontiguousarray(reader.read(j0, j1, i0, i1), dtype=np.float64)
+            kernel = k.interp_nearest if order == 0 else k.interp_bilinear
+            kernel(values, j0, i0, ny_in, nx_in, xs, ys, out)
     footprint = np.isfinite(out).astype(float)
     return out, footprint
 
@@ -303,50 +436,77 @@ def _threads(threads):
     return max(1, int(threads))
 
 
-def _reproject_overlap(array, wcs_in, wcs_out, ny_out, nx_out, x0, y0, drizzle, threads):
-    from ._reproject_kernels import overlap_accumulate
+def corner_step(wcs_in, wcs_out, shape_in):
+    """Node step of the map of an input's pixel corners into the output grid (chosen over the whole input)."""
+    ny_in, nx_in = shape_in
+    return choose_step(wcs_in, wcs_out, -0.5, -0.5, ny_in + 1, nx_in + 1, anchor=(-0.5, -0.5))[0]
 
-    ny_in, nx_in = array.shape
-    jac = None if drizzle else _tan_jacobian(wcs_out, x0, y0)
+
+def _reproject_overlap(reader, wcs_in, wcs_out, ny_out, nx_out, x0, y0, drizzle, threads, step=None, rect=None):
+    """Overlap reprojection onto output pixels x0..x0+nx_out-1, y0..y0+ny_out-1 of ``wcs_out``'s grid.
+
+    Input pixels are taken in fixed blocks of ``_IN_BLOCK`` rows (counted
+    from row 0 of the input), each block's contributions summed in pixel
+    order and the blocks added in order, and the clipping works in the
+    output grid's own coordinates: an output pixel gets the same value
+    whatever output region (and ``rect``, the input rows and columns
+    ``(j0, j1, i0, i1)`` read, as long as it holds every pixel that reaches
+    the region) it is computed with, and whatever the thread count.
+    """
+    from ._reproject_kernels import overlap_accumulate_region
+
+    ny_in, nx_in = reader.shape
+    ja, jb, ia, ib = rect if rect is not None else (0, ny_in, 0, nx_in)
+    if step is None:
+        step = corner_step(wcs_in, wcs_out, reader.shape)
+    jac = None if drizzle else _tan_jacobian(wcs_out, 0, 0)
     acc = np.zeros((ny_out, nx_out))
     wacc = np.zeros((ny_out, nx_out))
-    threads = _threads(threads)
-    block = max(16, min(_ROW_BLOCK, -(-ny_in // threads)))
-    starts = list(range(0, ny_in, block))
+    q_lo, q_hi, p_lo, p_hi = y0, y0 + ny_out - 1, x0, x0 + nx_out - 1
+    blocks = [(max(s, ja), min(s + _IN_BLOCK, jb)) for s in range(ja - ja % _IN_BLOCK, jb, _IN_BLOCK)]
 
-    def work(start):
-        stop = min(ny_in, start + block)
-        cx, cy = pixel_map(wcs_in, wcs_out, -0.5, start - 0.5, stop - start + 1, nx_in + 1)
-        cx -= x0
-        cy -= y0
+    def work(block):
+        r0, r1 = block
+        values = np.ascontiguousarray(reader.read(r0, r1, ia, ib), dtype=np.float64)
+        if not np.isfinite(values).any():
+            return None
+        cx, cy = pixel_map(wcs_in, wcs_out, ia - 0.5, r0 - 0.5, r1 - r0 + 1, ib - ia + 1, step=step,
+                           anchor=(-0.5, -0.5))
         with np.errstate(invalid="ignore"):
             rows = cy[np.isfinite(cy)]
         if rows.size == 0:
-            return
-        q0 = max(0, int(np.floor(rows.min() + 0.5)))
-        q1 = min(ny_out - 1, int(np.floor(rows.max() + 0.5)))
+            return None
+        q0 = max(q_lo, int(np.floor(rows.min() + 0.5)))
+        q1 = min(q_hi, int(np.floor(rows.max() + 0.5)))
         if q1 < q0:
-            return
+            return None
         part = np.zeros((q1 - q0 + 1, nx_out))
         wpart = np.zeros((q1 - q0 + 1, nx_out))
-        overlap_accumulate(cx, cy, array[start:stop], q0, nx_out, ny_out, drizzle, part, wpart, jac)
-        with _lock:
-            acc[q0:q1 + 1] += part
-            wacc[q0:q1 + 1] += wpart
+        overlap_accumulate_region(cx, cy, values, q0, q1, p_lo, p_hi, q0, x0, drizzle, part, wpart, jac)
+        return q0, part, wpart
 
-    if threads == 1 or len(starts) == 1:
-        for start in starts:
-            work(start)
+    def add(result):
+        if result is not None:
+            q0, part, wpart = result
+            acc[q0 - y0:q0 - y0 + part.shape[0]] += part
+            wacc[q0 - y0:q0 - y0 + part.shape[0]] += wpart
+
+    threads = min(_threads(threads), len(blocks), os.cpu_count() or 1)
+    if threads <= 1:
+        for block in blocks:
+            add(work(block))
     else:
-        with ThreadPoolExecutor(max_workers=min(threads, len(starts), os.cpu_count() or 1)) as pool:
-            list(pool.map(work, starts))
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for start in range(0, len(blocks), threads):  # a bounded batch, added in block order
+                for result in pool.map(work, blocks[start:start + threads]):
+                    add(result)
     with np.errstate(invalid="ignore", divide="ignore"):
         if drizzle:
             out = np.where(wacc > 0, acc, np.nan)
         else:
             out = acc / wacc
     if jac is not None:  # footprint: spherical overlap over the output pixel's solid angle
-        gy, gx = np.mgrid[:ny_out, :nx_out]
+        gy, gx = np.mgrid[y0:y0 + ny_out, x0:x0 + nx_out]
         dx, dy = gx - jac[0, 2], gy - jac[1, 2]
         density = (1.0 + (jac[0, 0] * dx + jac[0, 1] * dy) ** 2 + (jac[1, 0] * dx + jac[1, 1] * dy) ** 2) ** -1.5
         wacc /= density

@@ -31,31 +31,37 @@ def _lagrange_numpy(t):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def grid_map(nodes_x, nodes_y, step, ny, nx, out_x, out_y):
+def grid_map(nodes_x, nodes_y, step, gx0, gy0, kx0, ky0, ny, nx, out_x, out_y):
     """Evaluate a map known at coarse nodes on every point of an (ny, nx) grid.
 
-    ``nodes_*[ky, kx]`` is the map at grid point (row, col) = (step*(ky-1), step*(kx-1));
-    the point (r, c) uses the 4x4 nodes around it.  A non-finite node makes
-    the points that use it NaN.
+    Nodes sit at global grid positions: node ``k`` of an axis is at offset
+    ``step * k`` from the anchor of the whole grid, and ``nodes_*[a, b]``
+    holds node ``(ky0 + a, kx0 + b)``.  Point ``(r, c)`` of the array is at
+    offset ``(gy0 + r, gx0 + c)`` (integers) from the anchor and uses the
+    4x4 nodes around it, so the same grid point gets the same value whatever
+    sub-array it is evaluated in.  A non-finite node makes the points that
+    use it NaN.
     """
     for r in prange(ny):
         wy = np.empty(4)
         wx = np.empty(4)
-        ur = r / step
+        ur = (gy0 + r) / step
         ky = int(math.floor(ur))
         _lagrange(ur - ky, wy)
+        ry0 = ky - 1 - ky0
         for c in range(nx):
-            uc = c / step
+            uc = (gx0 + c) / step
             kx = int(math.floor(uc))
             _lagrange(uc - kx, wx)
+            rx0 = kx - 1 - kx0
             sx = 0.0
             sy = 0.0
             for a in range(4):
                 rx = 0.0
                 ry = 0.0
                 for b in range(4):
-                    rx += wx[b] * nodes_x[ky + a, kx + b]
-                    ry += wx[b] * nodes_y[ky + a, kx + b]
+                    rx += wx[b] * nodes_x[ry0 + a, rx0 + b]
+                    ry += wx[b] * nodes_y[ry0 + a, rx0 + b]
                 sx += wy[a] * rx
                 sy += wy[a] * ry
             out_x[r, c] = sx
@@ -97,8 +103,8 @@ def _split(v):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def interp_nearest(image, xs, ys, out):
-    ny, nx = image.shape
+def interp_nearest(image, j0, i0, ny, nx, xs, ys, out):
+    """Nearest-pixel values; ``image`` is the window starting at pixel (i0, j0) of an (ny, nx) image."""
     for r in prange(xs.shape[0]):
         for c in range(xs.shape[1]):
             x = _clip_coord(xs[r, c], nx)
@@ -108,12 +114,12 @@ def interp_nearest(image, xs, ys, out):
                 continue
             i = min(int(math.floor(x + 0.5)), nx - 1)
             j = min(int(math.floor(y + 0.5)), ny - 1)
-            out[r, c] = image[j, i]
+            out[r, c] = image[j - j0, i - i0]
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def interp_bilinear(image, xs, ys, out):
-    ny, nx = image.shape
+def interp_bilinear(image, j0, i0, ny, nx, xs, ys, out):
+    """Bilinear interpolation; ``image`` is the window starting at pixel (i0, j0) of an (ny, nx) image."""
     for r in prange(xs.shape[0]):
         for c in range(xs.shape[1]):
             x = _clip_coord(xs[r, c], nx)
@@ -121,19 +127,19 @@ def interp_bilinear(image, xs, ys, out):
             if x == -1e300 or y == -1e300:
                 out[r, c] = np.nan
                 continue
-            i0, fx = _split(x)
-            j0, fy = _split(y)
-            i0 = min(i0, nx - 1)
-            j0 = min(j0, ny - 1)
-            i1 = min(i0 + 1, nx - 1)
-            j1 = min(j0 + 1, ny - 1)
-            top = image[j0, i0]
+            ia, fx = _split(x)
+            ja, fy = _split(y)
+            ia = min(ia, nx - 1) - i0
+            ja = min(ja, ny - 1) - j0
+            ib = min(ia + i0 + 1, nx - 1) - i0
+            jb = min(ja + j0 + 1, ny - 1) - j0
+            top = image[ja, ia]
             if fx > 0.0:
-                top = top * (1.0 - fx) + image[j0, i1] * fx
+                top = top * (1.0 - fx) + image[ja, ib] * fx
             if fy > 0.0:
-                bottom = image[j1, i0]
+                bottom = image[jb, ia]
                 if fx > 0.0:
-                    bottom = bottom * (1.0 - fx) + image[j1, i1] * fx
+                    bottom = bottom * (1.0 - fx) + image[jb, ib] * fx
                 top = top * (1.0 - fy) + bottom * fy
             out[r, c] = top
 
@@ -159,10 +165,10 @@ def _bspline3(t, w):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def interp_bicubic(coef, bad, xs, ys, out):
+def interp_bicubic(coef, bad, j0, i0, ny, nx, xs, ys, out):
     """Cubic B-spline interpolation from prefiltered coefficients (mirror boundaries);
-    a point whose 4x4 support holds a bad (NaN or masked) pixel is NaN."""
-    ny, nx = coef.shape
+    a point whose 4x4 support holds a bad (NaN or masked) pixel is NaN.  ``coef`` and ``bad`` are
+    the windows starting at pixel (i0, j0) of an (ny, nx) image."""
     for r in prange(xs.shape[0]):
         wx = np.empty(4)
         wy = np.empty(4)
@@ -174,13 +180,13 @@ def interp_bicubic(coef, bad, xs, ys, out):
             if x == -1e300 or y == -1e300:
                 out[r, c] = np.nan
                 continue
-            i0, fx = _split(x)
-            j0, fy = _split(y)
+            ia, fx = _split(x)
+            ja, fy = _split(y)
             _bspline3(fx, wx)
             _bspline3(fy, wy)
             for k in range(4):
-                ix[k] = _mirror(i0 - 1 + k, nx)
-                iy[k] = _mirror(j0 - 1 + k, ny)
+                ix[k] = _mirror(ia - 1 + k, nx) - i0
+                iy[k] = _mirror(ja - 1 + k, ny) - j0
             total = 0.0
             flagged = False
             for a in range(4):
@@ -253,22 +259,36 @@ def _tan_density(px, py, n, area, jac):
     return (1.0 + xi * xi + eta * eta) ** -1.5
 
 
-@njit(cache=True, nogil=True)
 def overlap_accumulate(cx, cy, values, row0, nx_out, ny_out, drizzle, acc, wacc, jac=None):
     """Spread input pixels over output pixels by exact planar overlap.
 
     ``cx, cy`` (rows+1, ncols+1): input pixel corners in output pixel
     coordinates; ``values`` (rows, ncols): the pixels (NaN: skipped).
-    ``acc`` and ``wacc`` cover output rows ``row0 .. row0 + acc.shape[0] - 1``.
+    ``acc`` and ``wacc`` cover output rows ``row0 .. row0 + acc.shape[0] - 1``
+    (all ``nx_out`` columns) of an ``(ny_out, nx_out)`` grid.  See
+    :func:`overlap_accumulate_region`.
+    """
+    last = min(row0 + acc.shape[0], ny_out) - 1
+    overlap_accumulate_region(cx, cy, values, row0, last, 0, nx_out - 1, row0, 0, drizzle, acc, wacc, jac)
+
+
+@njit(cache=True, nogil=True)
+def overlap_accumulate_region(cx, cy, values, q_lo, q_hi, p_lo, p_hi, row0, col0, drizzle, acc, wacc, jac=None):
+    """Spread input pixels over the output pixels (p, q), p_lo <= p <= p_hi, q_lo <= q <= q_hi.
+
+    ``cx, cy`` (rows+1, ncols+1): input pixel corners in output pixel
+    coordinates; ``values`` (rows, ncols): the pixels (NaN: skipped).
+    ``acc[q - row0, p - col0]`` and ``wacc`` accumulate output pixel (p, q).
     Without ``drizzle``: acc += value * area, wacc += area.  With ``drizzle``:
     acc += value * area / quad_area (each input pixel's flux is shared out),
     wacc += area.  With ``jac`` (a 2x3 array: the TAN output's linear map to
     the projection plane in radians, and its reference pixel), every overlap
     area is weighted by the solid angle per unit area at its centroid, so
-    that areas are spherical to first order.
+    that areas are spherical to first order.  The clipping works in the
+    coordinates given (no shift), so an output pixel gets bit-identical
+    contributions whatever region it is computed in.
     """
     rows, ncols = values.shape
-    nacc = acc.shape[0]
     quad_x = np.empty(4)
     quad_y = np.empty(4)
     sx = np.empty(16)
@@ -306,10 +326,10 @@ def overlap_accumulate(cx, cy, values, row0, nx_out, ny_out, drizzle, acc, wacc,
                 ymax = max(ymax, quad_y[k])
             if not finite:
                 continue
-            p0 = max(int(math.floor(xmin + 0.5)), 0)
-            p1 = min(int(math.floor(xmax + 0.5)), nx_out - 1)
-            q0 = max(int(math.floor(ymin + 0.5)), row0)
-            q1 = min(int(math.floor(ymax + 0.5)), row0 + nacc - 1, ny_out - 1)
+            p0 = max(int(math.floor(xmin + 0.5)), p_lo)
+            p1 = min(int(math.floor(xmax + 0.5)), p_hi)
+            q0 = max(int(math.floor(ymin + 0.5)), q_lo)
+            q1 = min(int(math.floor(ymax + 0.5)), q_hi)
             if p0 > p1 or q0 > q1:
                 continue
             scale = 1.0
@@ -334,8 +354,8 @@ def overlap_accumulate(cx, cy, values, row0, nx_out, ny_out, drizzle, acc, wacc,
                         continue
                     if jac is not None:
                         a *= _tan_density(vx, vy, n4, signed, jac)
-                    acc[q - row0, p] += v * a * scale
-                    wacc[q - row0, p] += a
+                    acc[q - row0, p - col0] += v * a * scale
+                    wacc[q - row0, p - col0] += a
 
 
 # --------------------------------------------------------------------------------------------

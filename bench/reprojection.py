@@ -1,11 +1,9 @@
 """Reprojection and coadding, starpix against reproject, on the same images.
 
-    python bench/reproject.py [--workdir /tmp/starpix-reproject-bench] [--quick] [--record]
+    python bench/reprojection.py [--workdir /tmp/starpix-reproject-bench] [--quick] [--record]
 
-This file shares its name with the peer package: it imports the package with ``_peer()``, which skips
-this directory.  Another script should load this file under another name, e.g.
-``importlib.util.spec_from_file_location("bench_reproject", path)``, then call
-``reproject_rows(table, workdir, quick=False)``, which adds the rows below to a
+bench/preprocess.py imports this file and calls ``add_rows(table, args)`` (or
+``reproject_rows(table, workdir, quick=False)``), which adds the rows below to its
 ``_benchlib.Table`` (whose peer column then holds reproject's times) and returns agreement lines.
 
 Rows: a 2048x2048 TAN-SIP star field (1 arcsec pixels, 20 deg rotation) reprojected onto a TAN grid
@@ -33,16 +31,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _peer():
-    """The reproject package (not this file, which has the same name)."""
-    module = sys.modules.get("reproject")
-    if module is not None and hasattr(module, "reproject_rows"):
-        del sys.modules["reproject"]
-    saved = sys.path[:]
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != HERE]
-    try:
-        import reproject
-    finally:
-        sys.path[:] = saved
+    """The reproject package."""
+    import reproject
+
     return reproject
 
 
