@@ -67,4 +67,22 @@ def test_stack_bad_input(cli, exposures, tmp_path):
         (["stack", *exposures, "--reference", str(plain), "-o", out], "plain.fits"),
         (["stack", *exposures, "--weights", "1,2", "-o", out], "weights"),
         (["stack", str(tmp_path / "missing.fits"), "-o", out], "missing.fits"),
+        (["stack", *exposures, "--tile-size", "0", "-o", out], "--tile-size"),
+        (["stack", *exposures, "--jobs", "-2", "-o", out], "--jobs"),
+        (["stack", *exposures, "--jobs", "2", "--scheduler", "tcp://127.0.0.1:1", "-o", out], "--jobs"),
     ], tmp_path)
+
+
+def test_stack_by_tiles_on_processes_equals_serial(cli, exposures, tmp_path):
+    serial, tiled = tmp_path / "serial.fits", tmp_path / "tiled.fits"
+    options = ["--method", "sigclip-mean", "--reproject", "exact", "--background-match", "-q"]
+    assert cli("stack", *exposures, *options, "-o", serial)[0] == 0
+    status, _, err = cli("stack", *exposures, *options, "--jobs", "2", "--tile-size", "7", "-o", tiled)
+    assert status == 0, err
+    with fits.open(serial) as one, fits.open(tiled) as two:
+        for a, b in zip(one, two):
+            assert np.array_equal(a.data, b.data, equal_nan=True)
+        assert np.isfinite(one[0].data).sum() > N * N
+    status, _, err = cli("stack", *exposures, *options, "--tile-size", "16", "-o", tiled, "--overwrite")
+    assert status == 0, err
+    assert np.array_equal(fits.getdata(serial), fits.getdata(tiled), equal_nan=True)

@@ -297,3 +297,46 @@ def test_shifted_grid_partition(dx, dy, scale):
     full = np.outer(inside_y, inside_x)
     if full.any():
         np.testing.assert_allclose(wacc[full], 1.0, rtol=1e-12)
+
+
+def test_pixel_map_nodes_are_anchored_on_the_whole_grid(scene):
+    """A sub-region evaluated with the same step gets bit-identical positions (tiles == whole image)."""
+    from starpix.reproject._reproject import choose_step
+
+    _, wcs_in, wcs_out = scene
+    assert choose_step(wcs_out, wcs_in, 0, 0, N, N, roundtrip=True)[0] in (0, 4, 8, 16, 32)
+    step = 8  # any step: the property holds for each
+    xs, ys = pixel_map(wcs_out, wcs_in, 0, 0, N, N, roundtrip=True, step=step)
+    for x0, y0, ny, nx in [(5, 9, 17, 30), (61, 0, 1, 59), (0, 100, 20, 120)]:
+        px, py = pixel_map(wcs_out, wcs_in, x0, y0, ny, nx, roundtrip=True, step=step)
+        assert np.array_equal(px, xs[y0:y0 + ny, x0:x0 + nx]) and np.array_equal(py, ys[y0:y0 + ny, x0:x0 + nx])
+    # input-corner maps (anchor -0.5): the same
+    cx, cy = pixel_map(wcs_in, wcs_out, -0.5, -0.5, N + 1, N + 1, step=16, anchor=(-0.5, -0.5))
+    px, py = pixel_map(wcs_in, wcs_out, 39.5, 63.5, 20, 33, step=16, anchor=(-0.5, -0.5))
+    assert np.array_equal(px, cx[64:84, 40:73]) and np.array_equal(py, cy[64:84, 40:73])
+    with pytest.raises(ValueError, match="whole number"):
+        pixel_map(wcs_in, wcs_out, 0.25, 0, 4, 4, step=16)
+
+
+def test_distorted_inverse_is_point_by_point(scene):
+    """The SIP inverse of a point does not depend on the other points of the call, and is accurate."""
+    from starpix.reproject._reproject import _world2pix_distorted
+
+    _, wcs_in, _ = scene
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-10, N + 10, (2, 500))
+    lon, lat = wcs_in.all_pix2world(x, y, 0)
+    bx, by = _world2pix_distorted(wcs_in, lon, lat)
+    assert np.max(np.hypot(bx - x, by - y)) < 1e-9
+    sx, sy = _world2pix_distorted(wcs_in, lon[:7], lat[:7])
+    assert np.array_equal(sx, bx[:7]) and np.array_equal(sy, by[:7])
+
+
+@pytest.mark.parametrize("method", ["exact", "drizzle"])
+def test_overlap_result_does_not_depend_on_threads_or_region(scene, method):
+    image, wcs_in, wcs_out = scene
+    one, f1 = reproject(image, wcs_in, wcs_out, (N, N), method=method, threads=1)
+    two, f2 = reproject(image, wcs_in, wcs_out, (N, N), method=method, threads=2)
+    assert np.array_equal(one, two, equal_nan=True) and np.array_equal(f1, f2)
+    part, fp = reproject(image, wcs_in, wcs_out, (30, 40), method=method, offset=(20, 50), threads=2)
+    assert np.array_equal(part, one[50:80, 20:60], equal_nan=True) and np.array_equal(fp, f1[50:80, 20:60])

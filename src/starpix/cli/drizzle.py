@@ -73,6 +73,8 @@ OPTIONS = [
         ("driz_cr", _BOOL, "find cosmic rays"), ("driz_cr_corr", _BOOL, "write _crclean and _crmask files"),
         ("driz_cr_snr", str, "two thresholds, e.g. '3.5 3.0'"), ("driz_cr_grow", int, "grow box"),
         ("driz_cr_ctegrow", int, "CTE tail length"), ("driz_cr_scale", str, "derivative scales, e.g. '1.2 0.7'"),
+        ("driz_cr_method", str, "starpix (AstroDrizzle's rule plus a test of positive residuals near sources; "
+                                "the default) or astrodrizzle (its rule alone)"),
         ("crbit", int, "DQ bit of cosmic rays (in copies)"),
     ]),
     ("7 final drizzle", [

@@ -8,10 +8,13 @@ EXAMPLE = """\
   starpix stack exp*.fits -o stack.fits
   starpix stack exp*.fits --method median --reference ref.fits -o stack.fits
   starpix stack exp*.fits --method sigclip-mean --reproject exact --background-match -o stack.fits
+  starpix stack exp*.fits --method median --jobs 4 --tile-size 512 -o stack.fits
 
 Without --reference the output grid is a north-up TAN grid covering every input at the finest
 input pixel scale.  The output holds the coadd (primary HDU, with its WCS) and a WEIGHT extension
-(summed weights; for --method median, the number of images covering each pixel)."""
+(summed weights; for --method median, the number of images covering each pixel).  With --jobs or
+--scheduler the output is combined by tiles of --tile-size full-width rows on worker processes or a
+Dask cluster (every worker must see the input files); the result is identical to the serial run."""
 
 METHODS = ("mean", "median", "sigclip-mean", "sum")
 REPROJECT = ("interp", "exact", "drizzle")
@@ -43,7 +46,11 @@ def register(subparsers):
     parser.add_argument("--weights", metavar="W1,W2,...", help="one weight per input image (default 1)")
     parser.add_argument("--sigma", type=float, default=3.0, help="clipping limit of sigclip-mean (3)")
     parser.add_argument("--memory-limit", type=float, default=256.0, metavar="MB",
-                        help="MB of reprojected data held at once by median/clipping (256)")
+                        help="MB of reprojected data held at once by median/clipping (256; per tile job)")
+    group = _common.add_parallel_options(parser)
+    group.add_argument("--tile-size", type=int, metavar="ROWS",
+                       help="output rows per tile (combine by tiles, even without --jobs); default with "
+                            "--jobs/--scheduler: about four tiles per worker, at least 64 rows")
     parser.set_defaults(func=run)
     return parser
 
@@ -73,6 +80,8 @@ def run(args):
     _choice(args.order, ORDERS, "--order")
     if not args.memory_limit > 0:
         raise InvalidParameterError(f"--memory-limit: must be positive, got {args.memory_limit}")
+    if args.tile_size is not None and args.tile_size < 1:
+        raise InvalidParameterError(f"--tile-size: expected a positive number of rows, got {args.tile_size}")
     weights = None
     if args.weights:
         try:
@@ -86,10 +95,12 @@ def run(args):
             shape_out = source.shape[-2:]
     else:
         wcs_out, shape_out = optimal_wcs(args.files)
-    image, weight = coadd(args.files, wcs_out, shape_out, method=args.method, weights=weights,
-                          background_match=args.background_match, reproject_method=args.reproject,
-                          order=args.order, sigma=args.sigma, memory_limit=int(args.memory_limit * 2**20),
-                          progress_bar=_common.show_progress(args))
+    with _common.parallel_executor(args) as (executor, max_workers):
+        image, weight = coadd(args.files, wcs_out, shape_out, method=args.method, weights=weights,
+                              background_match=args.background_match, reproject_method=args.reproject,
+                              order=args.order, sigma=args.sigma, memory_limit=int(args.memory_limit * 2**20),
+                              progress_bar=_common.show_progress(args), executor=executor,
+                              max_workers=max_workers, tile_size=args.tile_size)
     header = wcs_out.to_header(relax=True)
     header["COMBINET"] = (args.method, "combination of the reprojected images")
     header["RPMETHOD"] = (args.reproject, "reprojection method")

@@ -229,7 +229,7 @@ def coadd(images, wcs_out=None, shape_out=None, *, method="mean", weights=None, 
         Output rows per tile (tiles are bands of full-width rows).  Given
         without an executor, the tiles run one after the other in this
         process.  Default with an executor: about four tiles per worker, at
-        least 16 rows.
+        least 64 rows.
 
     Returns
     -------
@@ -345,6 +345,9 @@ def _finish_streaming(acc, wacc, method):
 # by output tiles
 
 
+_WCS_CACHE = {}
+
+
 class _FileReader:
     """Windows of a FITS image read through its lazy section (memory-mapped where the file allows)."""
 
@@ -356,7 +359,16 @@ class _FileReader:
         self.spline_paths = spline_paths
 
     def wcs(self):
-        return self.source.require_wcs()
+        """The WCS, parsed once per process and file version (tiles of one job list share it)."""
+        info = os.stat(self.source.path)
+        key = (os.path.realpath(self.source.path), self.source.index, info.st_mtime_ns, info.st_size)
+        wcs = _WCS_CACHE.get(key)
+        if wcs is None:
+            wcs = self.source.require_wcs()
+            if len(_WCS_CACHE) >= 256:
+                _WCS_CACHE.clear()
+            _WCS_CACHE[key] = wcs
+        return wcs
 
     def read(self, j0, j1, i0, i1):
         return np.array(self.source.section[j0:j1, i0:i1], dtype=np.float64)
@@ -540,7 +552,7 @@ def _coadd_tiled(items, wcs_out, shape_out, weights, hdu, executor, max_workers,
 
     ny, nx = shape_out
     if tile_size is None:
-        tile_size = max(16, -(-ny // (4 * executor_workers(executor, max_workers))))
+        tile_size = max(64, -(-ny // (4 * executor_workers(executor, max_workers))))
     plan = _plan(items, wcs_out, shape_out, weights, hdu, options["reproject_method"])
     workdir = None
     try:

@@ -30,6 +30,14 @@ with a 4x4 cubic Lagrange stencil; the step is halved until the
 interpolation error, measured against the exact map at the centre of every
 cell, is below ``1e-7`` pixel (step 32 usually suffices).  Where a node is not
 finite (off the projection, or failing the round trip) the exact map is used.
+
+The nodes are anchored on the whole grid (at ``anchor + step * k``), not on
+the region being mapped, and the inverse of a distorted WCS is solved point
+by point, so a region (a tile of a coadd) evaluated with the same step gets
+bit-identical positions to the whole image.  The overlap methods take the
+input in fixed blocks of rows, add the blocks in order and clip in the
+output grid's own coordinates, so their result does not depend on the
+output region or the thread count either.
 """
 
 from __future__ import annotations
@@ -496,10 +504,16 @@ def _reproject_overlap(reader, wcs_in, wcs_out, ny_out, nx_out, x0, y0, drizzle,
         for block in blocks:
             add(work(block))
     else:
+        from collections import deque
+
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            for start in range(0, len(blocks), threads):  # a bounded batch, added in block order
-                for result in pool.map(work, blocks[start:start + threads]):
-                    add(result)
+            pending = deque()
+            for block in blocks:  # a sliding window of blocks in flight, added in block order
+                pending.append(pool.submit(work, block))
+                if len(pending) > 2 * threads:
+                    add(pending.popleft().result())
+            while pending:
+                add(pending.popleft().result())
     with np.errstate(invalid="ignore", divide="ignore"):
         if drizzle:
             out = np.where(wacc > 0, acc, np.nan)
