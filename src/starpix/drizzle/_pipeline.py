@@ -43,7 +43,7 @@ PARAMETERS = {
     "gain": None, "gnkeyword": "GAIN", "rdnoise": None, "rnkeyword": "RDNOISE", "exptime": None,
     "expkeyword": "EXPTIME",
     # 1 static mask
-    "static": True, "static_sig": 4.0,
+    "static": True, "static_sig": 4.0, "static_min_exposures": 2,
     # 2 sky
     "skysub": True, "skymethod": "localmin", "skystat": "median", "skywidth": 0.1, "skylower": None,
     "skyupper": None, "skyclip": 5, "skylsigma": 4.0, "skyusigma": 4.0, "skyuser": "", "skyfile": "",
@@ -209,6 +209,7 @@ def _check_params(params):
             raise InvalidParameterError(f"{name}: expected True or False, got {p[name]!r}")
         p[name] = bool(p[name])
     _number(p, "static_sig", low=0, low_open=True)
+    _number(p, "static_min_exposures", low=1, integer=True)
     _number(p, "stepsize", low=1, integer=True)
     for name in ("resetbits", "crbit"):
         _number(p, name, low=0, integer=True)
@@ -531,6 +532,32 @@ def _job_cr(item):
 
 
 # ----------------------------------------------------------------------------- sky helpers
+def _partial(w):
+    """Pixels of one single-drizzle weight image below 95% of its typical (median positive) weight."""
+    w = np.asarray(w, dtype=np.float32)
+    positive = w[w > 0]
+    full = float(np.median(positive)) if positive.size else 0.0
+    return w < 0.95 * full
+
+
+def _mask_partial(weights, masks):
+    """Median masks with the partly covered single-drizzled pixels added (``driz_cr_method='starpix'``).
+
+    A single-drizzled pixel that its exposure covers only in part (next to a
+    DQ-flagged or static-masked input pixel, or at an edge) holds the value of
+    the covered part alone; on a star's core that is far below the pixel's
+    mean, minmed takes it as the minimum and the median is biased low there,
+    so driz_cr then flags the star's core in the other exposures.  Such pixels
+    are masked where at least one exposure covers the pixel fully and is not
+    masked; elsewhere the masks are left as they are.
+    """
+    partial = [_partial(w) for w in weights]
+    full_ok = np.zeros(np.shape(masks[0]), bool)
+    for m, part in zip(masks, partial):
+        full_ok |= ~np.asarray(m, dtype=bool) & ~part
+    return [np.asarray(m, dtype=bool) | (part & full_ok) for m, part in zip(masks, partial)]
+
+
 def _untrusted_median(weights):
     """Separate-grid pixels where the median may be biased (float32, 1 = untrusted, 0 = trusted).
 
@@ -543,10 +570,7 @@ def _untrusted_median(weights):
     """
     bad = None
     for w in weights:
-        w = np.asarray(w, dtype=np.float32)
-        positive = w[w > 0]
-        full = float(np.median(positive)) if positive.size else 0.0
-        partial = w < 0.95 * full
+        partial = _partial(w)
         bad = partial if bad is None else bad | partial
     grown = bad.copy()
     grown[1:] |= bad[:-1]
@@ -657,7 +681,9 @@ def astrodrizzle(input, output=None, *, executor=None, **params):
 
     Steps, each switched by its parameter (AstroDrizzle's names and defaults):
 
-    1. ``static``: static mask of pixels low in any exposure (``static_sig``);
+    1. ``static``: static mask of pixels low in ``static_min_exposures`` exposures (``static_sig``;
+       AstroDrizzle: any one exposure, ``static_min_exposures=1``; starpix's default 2 keeps noise
+       excursions of single exposures from masking a pixel in all of them);
     2. ``skysub``: sky per exposure (``skymethod`` localmin|globalmin|match|globalmin+match,
        ``skystat``, ``skywidth``, ``skylower``, ``skyupper``, ``skyclip``, ``skylsigma``,
        ``skyusigma``, ``sky_bits``, ``skymask_cat``, ``use_static``); or the user's values:
@@ -845,7 +871,8 @@ def astrodrizzle(input, output=None, *, executor=None, **params):
             for (extver, shape), members in groups.items():
                 chips = [chip_data[i][n][0] for i, n in members]
                 masks = [~_good(chip_data[i][n][1], p["driz_sep_bits"], shape) for i, n in members]
-                bad = static_mask(chips, masks, static_sig=p["static_sig"])
+                bad = static_mask(chips, masks, static_sig=p["static_sig"],
+                                  static_min_exposures=p["static_min_exposures"])
                 result.static_masks[extver] = bad
                 packed = np.packbits(bad.ravel())
                 for i, n in members:
@@ -953,6 +980,8 @@ def astrodrizzle(input, output=None, *, executor=None, **params):
                 masks = weight_masks(weights, p["combine_maskpt"])
             else:
                 masks = [w <= 0 for w in weights]
+            if p["driz_cr_method"] == "starpix":
+                masks = _mask_partial(weights, masks)
             ratio2 = []
             for e in exposures:
                 pm_ratio = _pixmap(e, e.chips[0], sep_wcs, max(p["stepsize"], 50))[1]

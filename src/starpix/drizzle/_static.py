@@ -10,13 +10,14 @@ from ._sky import image_stats
 __all__ = ["static_mask"]
 
 
-def static_mask(chips, masks=None, *, static_sig=4.0):
+def static_mask(chips, masks=None, *, static_sig=4.0, static_min_exposures=1):
     """AstroDrizzle's static mask of one chip over all exposures (True = bad).
 
     For each exposure's version of the chip, the histogram mode and the clipped
     standard deviation are computed as ``ImageStats(chip, nclip=3, fields='mode')``
     (3 iterations of 3-sigma clipping); pixels below ``mode - static_sig * rms``
-    are flagged.  A pixel is bad if it is flagged in any exposure.  An exposure
+    are flagged.  A pixel is bad if it is flagged in ``static_min_exposures``
+    exposures (AstroDrizzle: any one).  An exposure
     whose clipped values fall in fewer than two histogram bins (a flat image)
     flags nothing, as in AstroDrizzle.
 
@@ -30,6 +31,11 @@ def static_mask(chips, masks=None, *, static_sig=4.0):
         NaN pixels are always left out.
     static_sig : float
         Number of standard deviations below the mode (``static_sig``, default 4).
+    static_min_exposures : int
+        A pixel is bad when it is low in at least this many exposures (capped
+        at the number of exposures).  1 is AstroDrizzle's rule; 2 (a starpix
+        option) keeps single noise excursions from masking a pixel in every
+        exposure, while a dead pixel or column, low everywhere, is still caught.
 
     Returns
     -------
@@ -49,7 +55,11 @@ def static_mask(chips, masks=None, *, static_sig=4.0):
         masks = list(masks)
         if len(masks) != len(chips):
             raise InvalidParameterError(f"masks has {len(masks)} entries for {len(chips)} chips")
-    bad = np.zeros(shape, bool)
+    need = int(static_min_exposures)
+    if need < 1 or need != static_min_exposures:
+        raise InvalidParameterError(f"static_min_exposures must be an integer >= 1, got {static_min_exposures!r}")
+    need = min(need, len(chips))
+    low_count = np.zeros(shape, np.int32)
     for i, chip in enumerate(chips):
         chip = np.asarray(chip, dtype=np.float32)
         if chip.shape != shape:
@@ -64,5 +74,5 @@ def static_mask(chips, masks=None, *, static_sig=4.0):
             continue
         st = image_stats(chip[sel], nclip=3)
         if st["nbins"] >= 2:
-            bad |= chip < np.float32(st["mode"] - static_sig * st["stddev"])
-    return bad
+            low_count += chip < np.float32(st["mode"] - static_sig * st["stddev"])
+    return low_count >= need
