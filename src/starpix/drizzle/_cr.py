@@ -18,6 +18,16 @@ curvature of the blotted image, with a higher noise floor, and then pixels next
 to a flag whose positive residual passes a lower bound (the faint ends of
 tracks). Both rules keep AstroDrizzle's two-threshold structure with the 3x3
 neighbourhood.
+
+The curvature tolerance has to be loose at the cores of bright stars, where
+the blotted median falls short of the exposure by tens of sigma, and cosmic-ray
+charge on a core then stays unflagged. Most of that shortfall is the
+broadening itself, ``exposure ~ blot - a laplacian(blot)`` with ``a`` about 0.15
+for the square kernel and a polynomial blot; so starpix fits ``a`` by least
+squares (clipped) on each exposure over the unflagged pixels of large
+curvature, adds ``-a laplacian`` to the blotted image where the Laplacian is
+negative (the cores: on the outer flanks the model over-corrects), and runs the
+starpix test again with a fifth of the curvature tolerance (0.4 instead of 2).
 """
 
 from __future__ import annotations
@@ -40,6 +50,15 @@ _SP_CURVATURE = 2.0
 _SP_TIGHT = 0.7 / 1.2
 _SP_NEIGHBOUR_SNR = 3.0
 _SP_NEIGHBOUR_FRACTION = 0.3
+# broadening correction of the concave cores: blot_corrected = blot - a min(laplacian(blot), 0), ``a``
+# fitted per call over pixels whose |laplacian| exceeds _SP_FIT_LAPLACIAN noise (at least _SP_FIT_MIN of
+# them, else no correction), clipped at _SP_FIT_CLIP robust sigma, a within [0, _SP_FIT_MAX]; the
+# curvature multiplier of the bound after the correction (instead of _SP_CURVATURE)
+_SP_FIT_LAPLACIAN = 10.0
+_SP_FIT_MIN = 30
+_SP_FIT_CLIP = 4.0
+_SP_FIT_MAX = 0.5
+_SP_CURVATURE_CORR = 0.4
 
 
 def quick_deriv(image):
@@ -105,13 +124,42 @@ def _convolve_same(mask, kernel):
     return out
 
 
-def _starpix_bound(b):
-    """The starpix test's model-error bound: 0.05 x central slope + 2 x concave curvature of ``b``."""
+def _slope_laplacian(b):
+    """Central-difference gradient modulus and 4-neighbour Laplacian of ``b`` (edges repeated)."""
     p = np.pad(b, 1, mode="edge")
     left, right, down, up = p[1:-1, :-2], p[1:-1, 2:], p[:-2, 1:-1], p[2:, 1:-1]
-    slope = 0.5 * np.hypot(right - left, up - down)
-    laplacian = left + right + down + up - 4.0 * b
-    return _SP_SLOPE * slope + _SP_CURVATURE * np.maximum(-laplacian, 0.0)
+    return 0.5 * np.hypot(right - left, up - down), left + right + down + up - 4.0 * b
+
+
+def _starpix_pass(resid, bound, noise, pass1, pass2, snr1, snr2):
+    """Good-pixel map of the starpix test on top of AstroDrizzle's two passes (3x3 logic, track ends)."""
+    p1 = pass1 & (resid <= bound + (snr1 + _SP_EXTRA_SNR) * noise)
+    p2 = pass2 & (resid <= _SP_TIGHT * bound + (snr2 + _SP_EXTRA_SNR) * noise)
+    base = p2 | (_convolve_same(p1, np.ones((3, 3), np.uint8)) >= 9)
+    # the faint ends of tracks: positive residuals next to a flagged pixel
+    near = _convolve_same(~base, np.ones((3, 3), np.uint8)) > 0
+    return base & ~(near & (resid > _SP_NEIGHBOUR_FRACTION * bound + _SP_NEIGHBOUR_SNR * noise))
+
+
+def _fit_broadening(resid, laplacian, noise, use):
+    """Least-squares ``a`` of ``resid ~ -a laplacian`` over ``use`` pixels with a large Laplacian, clipped.
+
+    Returns 0 when fewer than ``_SP_FIT_MIN`` pixels qualify or the fit is negative.
+    """
+    sel = use & (np.abs(laplacian) > _SP_FIT_LAPLACIAN * noise)
+    r, lap, sig = resid[sel], laplacian[sel], noise[sel]
+    a = 0.0
+    for _ in range(5):
+        if r.size < _SP_FIT_MIN:
+            return 0.0
+        a = float(np.sum(-lap * r) / np.sum(lap * lap))
+        z = (r + a * lap) / sig
+        spread = 1.4826 * float(np.median(np.abs(z - np.median(z))))
+        keep = np.abs(z - np.median(z)) <= _SP_FIT_CLIP * max(spread, 1.0)
+        if keep.all():
+            break
+        r, lap, sig = r[keep], lap[keep], sig[keep]
+    return min(max(a, 0.0), _SP_FIT_MAX)
 
 
 def driz_cr(data, blotted, *, gain, readnoise, backg=0.0, snr=(3.5, 3.0), scale=(1.2, 0.7), grow=1, ctegrow=0,
@@ -132,6 +180,11 @@ def driz_cr(data, blotted, *, gain, readnoise, backg=0.0, snr=(3.5, 3.0), scale=
     scales); then a pixel next to a cosmic ray is one too when ``r > 3 ta / gain +
     0.3 (0.05 slope + 2 max(-laplacian, 0))``.  It flags cosmic rays on the flanks
     of stars that AstroDrizzle's derivative term hides (see the module notes).
+    The starpix test then runs a second time against ``blotted + a max(-laplacian,
+    0)``, with ``a`` (the blotted median's broadening, between 0 and 0.5) fitted
+    to the residuals of the unflagged pixels of large curvature and the
+    curvature multiplier 0.4 instead of 2 (no second pass when fewer than 30
+    pixels qualify).
     ``method='astrodrizzle'`` is AstroDrizzle's rule alone.  Then ``grow`` marks
     bad every pixel whose ``grow x grow`` box (a box, not a radius; 1 does
     nothing) holds a bad pixel, and ``ctegrow`` marks bad the ``ctegrow`` pixels
@@ -216,17 +269,30 @@ def driz_cr(data, blotted, *, gain, readnoise, backg=0.0, snr=(3.5, 3.0), scale=
     pass1 = t1 <= mult1 * deriv + snr1 * noise
     pass2 = t1 <= mult2 * deriv + snr2 * noise
     if method == "starpix":
-        bound = _starpix_bound(b)
+        slope, laplacian = _slope_laplacian(b)
+        bound = _SP_SLOPE * slope + _SP_CURVATURE * np.maximum(-laplacian, 0.0)
         if trusted is not None:
             bound[~trusted] = np.inf
-        pass1 &= resid <= bound + (snr1 + _SP_EXTRA_SNR) * noise
-        pass2 &= resid <= _SP_TIGHT * bound + (snr2 + _SP_EXTRA_SNR) * noise
-    n1 = _convolve_same(pass1, np.ones((3, 3), np.uint8))
-    base = pass2 | (n1 >= 9)
-    if method == "starpix":
-        # the faint ends of tracks: positive residuals next to a flagged pixel
-        near = _convolve_same(~base, np.ones((3, 3), np.uint8)) > 0
-        base &= ~(near & (resid > _SP_NEIGHBOUR_FRACTION * bound + _SP_NEIGHBOUR_SNR * noise))
+        base = _starpix_pass(resid, bound, noise, pass1, pass2, snr1, snr2)
+        # the blotted median is broader than the exposure: fit resid ~ -a laplacian(blot) over the pixels
+        # the first pass keeps (no flag in their 3x3 box, blot trusted), then test again against the blot
+        # sharpened in its concave cores (blot - a laplacian where laplacian < 0) with a smaller curvature
+        # tolerance (the flanks keep the plain blot: the Laplacian model over-corrects the outer wings)
+        use = _convolve_same(base, np.ones((3, 3), np.uint8)) >= 9
+        if trusted is not None:
+            use &= trusted
+        a = _fit_broadening(resid, laplacian, noise, use)
+        if a > 0:
+            concave = np.maximum(-laplacian, 0.0)
+            sharp = b + a * concave
+            noise_c = np.sqrt(gain * np.abs(sharp + backg) + readnoise * readnoise) / gain
+            bound = _SP_SLOPE * slope + _SP_CURVATURE_CORR * concave
+            if trusted is not None:
+                bound[~trusted] = np.inf
+            base = _starpix_pass(d - sharp, bound, noise_c, pass1, pass2, snr1, snr2)
+    else:
+        n1 = _convolve_same(pass1, np.ones((3, 3), np.uint8))
+        base = pass2 | (n1 >= 9)
     if grow > 1:
         good = base & (_convolve_same(base, np.ones((grow, grow), np.uint8)) >= grow * grow)
     else:
