@@ -6,6 +6,11 @@
 2. 1000 target pixel files cut out of one cube of TESS-like FFIs (starpix.cutout.cube_cut): serial
    versus the cluster; the TPFs must hold identical pixels.
 
+Serial runs in one process with numba's default threads (all cores); each cluster worker gets one
+numba thread (NUMBA_NUM_THREADS=1 in its environment), so that 2 workers do not run 2 x 2 threads on
+the cores.  The photometry's time on the cluster is split with Dask's task stream: the seconds the
+workers spent computing tiles (summed) against the wall-clock time.
+
 Peak memory: VmHWM of the serial process, and the largest VmHWM of the cluster's worker processes
 (fresh workers for each task).  Run: .venv/bin/python bench/scale.py [--quick]
 """
@@ -62,11 +67,23 @@ def _worker_peak(client):
     return max(client.run(peak_mb).values())
 
 
+def _numba_threads():
+    import numba
+
+    return numba.get_num_threads()
+
+
+def _busy_seconds(stream):
+    """Seconds the workers spent computing, summed over the tasks of a Dask task stream."""
+    return sum(part["stop"] - part["start"] for task in stream for part in task.get("startstops", ())
+               if part.get("action") == "compute")
+
+
 def main(argv=None):
     args = arguments(__doc__, "/tmp/starpix-bench-scale", "a 2048 x 2048 mosaic and a small cube", argv)
     import numpy as np
     from astropy.io import fits
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     from starpix.cutout import build_cube
     from starpix.psf import GaussianPSF
@@ -101,12 +118,16 @@ def main(argv=None):
         os.makedirs(os.path.join(work, dirname))
     (tc_serial, tpf_serial), mc_serial = in_child(_job_cube, cube, pixels, os.path.join(work, "serial"))
 
+    serial_threads, _ = in_child(_numba_threads)
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=50)
+                           dashboard_address=None, silence_logs=50, env={"NUMBA_NUM_THREADS": "1"})
     client = Client(cluster)
     try:
+        worker_threads = sorted(set(client.run(_numba_threads).values()))
         client.run(_warm)
-        t_dask, tiled = _job_tiles(mosaic, tile, client)
+        with get_task_stream(client) as stream:
+            t_dask, tiled = _job_tiles(mosaic, tile, client)
+        busy = _busy_seconds(stream.data)
         m_dask = _worker_peak(client)
         client.restart()
         tc_dask, tpf_dask = _job_cube(cube, pixels, os.path.join(work, "dask"), client)
@@ -124,12 +145,16 @@ def main(argv=None):
             if not np.array_equal(fa[1].data["FLUX"], fb[1].data["FLUX"], equal_nan=True):
                 raise SystemExit(f"TPFs differ: {a} {b}")
     n_tiles = (-(-side // tile)) ** 2
+    print(f"  photometry on the cluster: {t_dask:.1f} s wall, workers busy {busy:.1f} s in all "
+          f"({busy / (2 * t_dask):.0%} of 2 workers x wall); serial {t_serial:.1f} s", flush=True)
     table.add(f"PSF photometry {side}x{side}, {len(serial)} stars, {n_tiles} tiles of {tile}", t_dask, t_serial,
-              m_dask, m_serial, "starpix column: LocalCluster 2 workers (peak = largest worker)")
+              m_dask, m_serial, f"starpix column: LocalCluster 2 workers (peak = largest worker); workers "
+              f"computed tiles {busy:.1f} s in all ({busy / (2 * t_dask):.0%} busy)")
     table.add(f"{len(pixels)} TPFs 10x10 from a cube of 20 FFIs {ffi_shape[1]}x{ffi_shape[0]}", tc_dask, tc_serial,
               mc_dask, mc_serial, "starpix column: LocalCluster 2 workers")
-    table.finish("Serial = one process, executor=None; dask = LocalCluster(n_workers=2, threads_per_worker=1) "
-                 "on loopback, inputs read by the workers by file name.",
+    table.finish(f"Serial = one process, executor=None, {serial_threads} numba threads; dask = "
+                 f"LocalCluster(n_workers=2, threads_per_worker=1), numba threads per worker "
+                 f"{'/'.join(map(str, worker_threads))}, on loopback, inputs read by the workers by file name.",
                  f"Agreement: tiled catalogues identical (all {len(serial.colnames)} columns, {len(serial)} rows, "
                  f"bit for bit); all {len(pixels)} TPFs hold identical FLUX.",
                  quick=args.quick, record=args.record)

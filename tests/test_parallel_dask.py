@@ -145,3 +145,18 @@ def test_psf_stamps_and_cosmics_files(client, tmp_path):
     for a, b in zip(one, two):
         assert np.array_equal(fits.getdata(a.mask), fits.getdata(b.mask))
         assert np.array_equal(fits.getdata(a.cleaned), fits.getdata(b.cleaned))
+
+
+def test_astrodrizzle_on_dask(client, tmp_path):
+    from starpix.drizzle import astrodrizzle
+    from starpix.simulate import make_dithered_exposures
+
+    files, _ = make_dithered_exposures(tmp_path, 3, shape=(64, 48), n_chips=2, n_stars=4, n_galaxies=1, seed=5)
+    serial = astrodrizzle(files, tmp_path / "s", in_memory=True, runfile=False)
+    # per-exposure steps and the final drizzle by output bands on the cluster
+    dask = astrodrizzle(files, tmp_path / "d", runfile=False, executor=client)
+    for name in ("sci", "wht", "ctx"):
+        assert np.array_equal(getattr(serial, name), getattr(dask, name), equal_nan=True), name
+    assert all(np.array_equal(a, b) for x, y in zip(serial.crmasks, dask.crmasks) for a, b in zip(x, y))
+    assert sum(int(m.sum()) for ms in serial.crmasks for m in ms) > 0
+    assert np.array_equal(fits.getdata(tmp_path / "d_drz.fits", "SCI"), serial.sci, equal_nan=True)

@@ -53,3 +53,27 @@ def test_bad_inputs(cli, tmp_path):
           "40"), "does not overlap"),
     ]
     assert_cli_errors(cli, cases, tmp_path)
+
+
+def test_jobs_equal_serial(cli, tmp_path):
+    files, _ = _files(tmp_path)
+    status, out, err = cli("drizzle", *files, "-o", tmp_path / "j", "--jobs", "2", "--runfile", "none", "-q")
+    assert status == 0, err
+    expected = astrodrizzle(files, tmp_path / "s", in_memory=True, runfile=False)
+    with fits.open(tmp_path / "j_drz.fits") as hdul:
+        np.testing.assert_array_equal(hdul["SCI"].data, expected.sci)
+        np.testing.assert_array_equal(hdul["WHT"].data, expected.wht)
+        np.testing.assert_array_equal(hdul["CTX"].data, expected.ctx[0])
+
+
+def test_parallel_options_bad(cli, tmp_path):
+    files, _ = _files(tmp_path)
+    base = ("drizzle", *files, "-o", tmp_path / "x", "--in-memory", "--runfile", "none")
+    cases = [
+        ((*base, "--jobs", "2", "--num-cores", "2"), "--jobs and --num-cores: the same option"),
+        ((*base, "--num-cores", "2", "--scheduler", "tcp://127.0.0.1:1"), "--num-cores and --scheduler"),
+        ((*base, "--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"), "--jobs and --scheduler"),
+        ((*base, "--jobs", "-2"), "--jobs: expected 0"),
+        ((*base, "--num-cores", "0"), "num_cores"),
+    ]
+    assert_cli_errors(cli, cases, tmp_path)

@@ -178,6 +178,18 @@ def parse_size(text, option="--size"):
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def parse_int_sizes(text, option):
+    """'N' or 'NY,NX' as positive integers: an int, or a (ny, nx) tuple."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        values = [int(part) for part in parts]
+    except ValueError:
+        raise InvalidParameterError(f"{option}: expected N or NY,NX integers, got {text!r}") from None
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise InvalidParameterError(f"{option}: expected one or two positive integers, got {text!r}")
+    return tuple(values) if len(values) == 2 else values[0]
+
+
 _RA_NAMES = ("ra", "ra_deg", "raj2000", "ra_obj", "alpha_j2000", "sky_centroid.ra")
 _DEC_NAMES = ("dec", "dec_deg", "dej2000", "decj2000", "dec_obj", "delta_j2000", "sky_centroid.dec")
 _X_NAMES = ("x", "xcentroid", "x_0", "x_fit", "x_init", "xcenter")

@@ -46,19 +46,6 @@ def register(subparsers):
     return parser
 
 
-def _sizes(text, option):
-    from ..errors import InvalidParameterError
-
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        raise InvalidParameterError(f"{option}: expected N or NY,NX integers, got {text!r}") from None
-    if len(values) not in (1, 2) or min(values) < 1:
-        raise InvalidParameterError(f"{option}: expected one or two positive integers, got {text!r}")
-    return tuple(values) if len(values) == 2 else values[0]
-
-
 def _header(source, bkg, args, kind):
     header = source.header.copy()
     for key in _DROP:
@@ -88,8 +75,8 @@ def run(args):
     from ..io import check_output, read_image, write_fits
 
     start = time.perf_counter()
-    box = _sizes(args.box_size, "--box-size")
-    filt = _sizes(args.filter_size, "--filter-size")
+    box = _common.parse_int_sizes(args.box_size, "--box-size")
+    filt = _common.parse_int_sizes(args.filter_size, "--filter-size")
     outputs = [args.output] + ([args.rms_out] if args.rms_out else [])
     if args.rms_out and os.path.abspath(args.rms_out) == os.path.abspath(args.output):
         raise InvalidParameterError("--rms-out must differ from -o/--output")

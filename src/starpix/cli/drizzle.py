@@ -12,11 +12,15 @@ EXAMPLE = """\
   starpix drizzle @inputs.txt -o final --final-wht-type IVM   # list file: 'image [ivm]' per line
   starpix drizzle a.fits b.fits c.fits -o out --final-pixfrac 0.8 --final-scale 0.05 --final-wcs
   starpix drizzle 'exp*.fits' -o final --driz-cr-corr --no-build --in-memory --num-cores 2 --plot
+  starpix drizzle 'exp*_flt.fits' -o final --scheduler tcp://head:8786   # on a Dask cluster
 
 Parameters keep AstroDrizzle's names (underscores as dashes); booleans take --name / --no-name.
 Products: ROOT_drz.fits (or _drz_sci/_wht/_ctx.fits with --no-build), ROOT_astrodrizzle.log,
 intermediates beside them (_single_sci/_single_wht, ROOT_med, _sciN_blt, _sciN_crmask, _crclean)
-unless --in-memory. Unlike AstroDrizzle, existing files are replaced only with --overwrite."""
+unless --in-memory. Unlike AstroDrizzle, existing files are replaced only with --overwrite.
+--jobs N is --num-cores N (give one of them); with either, or with --scheduler, the per-exposure
+steps run one exposure per job and the final drizzle one band of output rows per job, with the
+same result as a serial run, bit for bit."""
 
 # (name, type, help) of every option; defaults come from starpix.drizzle.PARAMETERS
 _BOOL = "bool"
@@ -25,7 +29,8 @@ OPTIONS = [
         ("build", _BOOL, "one _drz.fits with SCI, WHT, CTX extensions (else _drz_sci/_wht/_ctx files)"),
         ("in_memory", _BOOL, "keep intermediate products in memory (write none)"),
         ("clean", _BOOL, "remove the intermediate products at the end"),
-        ("num_cores", int, "worker processes for the per-exposure steps (default: serial)"),
+        ("num_cores", int, "worker processes for the per-exposure steps and the final drizzle by output "
+                           "row bands (default: serial); the same as --jobs"),
         ("stepsize", int, "pixel-map grid step, pixels"),
         ("resetbits", int, "DQ bits cleared before processing (in copies)"),
         ("runfile", str, "log file (default ROOT_astrodrizzle.log; 'none' for no log)"),
@@ -33,7 +38,8 @@ OPTIONS = [
         ("rdnoise", float, "read-noise override (e-)"), ("rnkeyword", str, "read-noise header keyword"),
         ("exptime", float, "exposure-time override (s)"), ("expkeyword", str, "exposure-time header keyword"),
     ]),
-    ("1 static mask", [("static", _BOOL, "make the static mask"), ("static_sig", float, "sigmas below the mode")]),
+    ("1 static mask", [("static", _BOOL, "make the static mask"), ("static_sig", float, "sigmas below the mode"),
+                       ("static_min_exposures", int, "exposures a pixel must be low in (AstroDrizzle: 1)")]),
     ("2 sky", [
         ("skysub", _BOOL, "subtract the sky"),
         ("skymethod", str, "localmin|globalmin|match|globalmin+match"), ("skystat", str, "median|mode|mean"),
@@ -117,13 +123,17 @@ def register(subparsers):
             else:
                 group.add_argument(flag, dest=name, type=kind, default=None, metavar=name.split("_")[-1].upper(),
                                    help=f"{text} (default {default!r})")
+    _common.add_parallel_options(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args):
     """Run ``starpix drizzle``."""
+    import os
+
     from ..drizzle import PARAMETERS, astrodrizzle
+    from ..errors import InvalidParameterError
 
     params = {}
     for _, options in OPTIONS:
@@ -139,7 +149,16 @@ def run(args):
     params["overwrite"] = args.overwrite
     if args.plot is not None:
         params["plot"] = args.plot
-    result = astrodrizzle(args.input, args.output, **params)
+    if args.num_cores is not None and args.jobs is not None:
+        raise InvalidParameterError("--jobs and --num-cores: the same option (AstroDrizzle's name is "
+                                    "--num-cores); give one")
+    if args.num_cores is not None and args.scheduler is not None:
+        raise InvalidParameterError("--num-cores and --scheduler: give one or the other, not both")
+    with _common.parallel_executor(args) as (executor, max_workers):
+        if executor == "processes":  # --jobs N: AstroDrizzle's num_cores
+            params["num_cores"] = max_workers or os.cpu_count() or 1
+            executor = None
+        result = astrodrizzle(args.input, args.output, executor=executor, **params)
     for step, seconds in result.timings.items():
         _common.say(args, f"  {step:<20s} {seconds:8.2f} s")
     for key, path in result.files.items():

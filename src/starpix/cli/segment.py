@@ -53,19 +53,6 @@ def register(subparsers):
     return parser
 
 
-def _sizes(text, option):
-    from ..errors import InvalidParameterError
-
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        raise InvalidParameterError(f"{option}: expected N or NY,NX integers, got {text!r}") from None
-    if len(values) not in (1, 2) or min(values) < 1:
-        raise InvalidParameterError(f"{option}: expected one or two positive integers, got {text!r}")
-    return tuple(values) if len(values) == 2 else values[0]
-
-
 def run(args):
     """Run ``starpix segment``."""
     import numpy as np
@@ -76,7 +63,7 @@ def run(args):
 
     start = time.perf_counter()
     check_output(args.output, args.overwrite)
-    box = _sizes(args.box_size, "--box-size")
+    box = _common.parse_int_sizes(args.box_size, "--box-size")
     if args.min_area < 1:
         raise InvalidParameterError(f"--min-area must be a positive integer, got {args.min_area}")
     with read_image(args.image) as source:

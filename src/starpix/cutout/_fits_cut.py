@@ -203,23 +203,10 @@ def fits_cut(files, coordinates, size, *, hdu=None, single_outfile=True, cutout_
         skies = {}
         for file_index, ((path, spec_hdu), hdul) in enumerate(
                 progress(list(zip(specs, opened)), enabled=progress_bar, desc="files")):
-            indices = _select_hdus(hdul, path, spec_hdu, hdu)
-            primary_filename = hdul[0].header.get("FILENAME")
-            for index in indices:
-                source = hdul[index]
-                wcs = celestial_wcs(source.header, path=path, hdu=index, fobj=hdul)
-                where = f"{path}[{index}]"
-                for t, center in enumerate(targets):
-                    try:
-                        piece, sky = _cut_hdu(source, source.header, wcs, index, primary_filename, center,
-                                              size, fill_value, rounding, where, allow_empty, mode)
-                    except NoOverlapError as exc:
-                        if not skip_missing:
-                            raise
-                        warnings.warn(f"{exc}; skipped", StarpixWarning, stacklevel=2)
-                        continue
-                    pieces[t].append(_Piece(file_index, piece, sky))
-                    skies.setdefault(t, sky)
+            for t, piece, sky in _cut_pieces(hdul, path, spec_hdu, targets, hdu, size, fill_value, rounding,
+                                             allow_empty, skip_missing, mode, _warn_skipped):
+                pieces[t].append(_Piece(file_index, piece, sky))
+                skies.setdefault(t, sky)
         outputs = _assemble(pieces, skies, targets, specs, size, single_outfile, cutout_prefix, output_dir)
     finally:
         for hdul in opened:
@@ -288,25 +275,43 @@ def _assemble(pieces, skies, targets, specs, size, single_outfile, prefix, outpu
 def _cut_file(job, *, targets, hdu, size, fill_value, rounding, allow_empty, skip_missing, mode):
     """Worker: cut every target out of one file; ([(target, piece, sky)], [skip messages])."""
     path, spec_hdu = job
-    found, missed = [], []
+    missed = []
     with open_fits(path) as hdul:
-        indices = _select_hdus(hdul, path, spec_hdu, hdu)
-        primary_filename = hdul[0].header.get("FILENAME")
-        for index in indices:
-            source = hdul[index]
-            wcs = celestial_wcs(source.header, path=path, hdu=index, fobj=hdul)
-            where = f"{path}[{index}]"
-            for t, center in enumerate(targets):
-                try:
-                    piece, sky = _cut_hdu(source, source.header, wcs, index, primary_filename, center, size,
-                                          fill_value, rounding, where, allow_empty, mode)
-                except NoOverlapError as exc:
-                    if not skip_missing:
-                        raise
-                    missed.append(f"{exc}; skipped")
-                    continue
-                found.append((t, piece, sky))
+        found = _cut_pieces(hdul, path, spec_hdu, targets, hdu, size, fill_value, rounding, allow_empty,
+                            skip_missing, mode, missed.append)
     return found, missed
+
+
+def _warn_skipped(message):
+    """fits_cut's report of a skipped target (the warning points at fits_cut's caller)."""
+    warnings.warn(message, StarpixWarning, stacklevel=4)
+
+
+def _cut_pieces(hdul, path, spec_hdu, targets, hdu, size, fill_value, rounding, allow_empty, skip_missing, mode,
+                skipped):
+    """[(target, piece, sky)] of every target in the chosen HDUs of an open file, in order.
+
+    A target that misses an HDU raises NoOverlapError, or with ``skip_missing``
+    is left out and ``skipped(message)`` is called at once.
+    """
+    found = []
+    indices = _select_hdus(hdul, path, spec_hdu, hdu)
+    primary_filename = hdul[0].header.get("FILENAME")
+    for index in indices:
+        source = hdul[index]
+        wcs = celestial_wcs(source.header, path=path, hdu=index, fobj=hdul)
+        where = f"{path}[{index}]"
+        for t, center in enumerate(targets):
+            try:
+                piece, sky = _cut_hdu(source, source.header, wcs, index, primary_filename, center, size,
+                                      fill_value, rounding, where, allow_empty, mode)
+            except NoOverlapError as exc:
+                if not skip_missing:
+                    raise
+                skipped(f"{exc}; skipped")
+                continue
+            found.append((t, piece, sky))
+    return found
 
 
 def _cut_parallel(specs, targets, hdu, size, fill_value, rounding, allow_empty, skip_missing, mode,

@@ -145,6 +145,23 @@ def _interpolate(mesh, box_size, shape):
     return image
 
 
+def _image_and_mask(data, mask, name, noun):
+    """``(array, mask)`` of a 2-D numeric image; a masked array's mask is or-ed into ``mask``.
+
+    ``name`` and ``noun`` word the errors ("{name} must be a 2-D {noun}").
+    """
+    if isinstance(data, np.ma.MaskedArray):
+        extra = np.ma.getmaskarray(data)
+        mask = extra if mask is None else (extra | np.asarray(mask, dtype=bool))
+        data = data.data
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise InvalidParameterError(f"{name} must be a 2-D {noun}, got {data.ndim} dimension(s)")
+    if data.dtype.kind not in "fiu":
+        raise InvalidParameterError(f"{name} must be numeric, got dtype {data.dtype}")
+    return data, mask
+
+
 class Background:
     """A 2-D background and background-rms map from sigma-clipped box statistics.
 
@@ -203,15 +220,7 @@ class Background:
     def __init__(self, data, box_size, *, mask=None, coverage_mask=None, fill_value=0.0, exclude_percentile=10.0,
                  filter_size=(3, 3), filter_threshold=None, sigma_clip=DEFAULT_SIGMA_CLIP,
                  bkg_estimator="sextractor", bkg_rms_estimator="std"):
-        if isinstance(data, np.ma.MaskedArray):
-            extra = np.ma.getmaskarray(data)
-            mask = extra if mask is None else (extra | np.asarray(mask, dtype=bool))
-            data = data.data
-        data = np.asarray(data)
-        if data.ndim != 2:
-            raise InvalidParameterError(f"data must be a 2-D image, got {data.ndim} dimension(s)")
-        if data.dtype.kind not in "fiu":
-            raise InvalidParameterError(f"data must be numeric, got dtype {data.dtype}")
+        data, mask = _image_and_mask(data, mask, "data", "image")
         shape = data.shape
         box = _pair(box_size, "box_size")
         if box[0] > shape[0] or box[1] > shape[1]:

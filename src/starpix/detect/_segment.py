@@ -516,17 +516,10 @@ def segment(image, *, mask=None, snr=SEGMENT_DEFAULTS["snr"], grow_snr=SEGMENT_D
         ``sky_std`` (float32, full resolution), ``clumps`` and ``objects``
         (int32, Gnuastro Segment's label conventions).
     """
+    from ._background import _image_and_mask
     from ._segment_kernels import grow_labels, persistence_clumps
 
-    if isinstance(image, np.ma.MaskedArray):
-        extra = np.ma.getmaskarray(image)
-        mask = extra if mask is None else (extra | np.asarray(mask, dtype=bool))
-        image = image.data
-    data = np.asarray(image)
-    if data.ndim != 2:
-        raise InvalidParameterError(f"image must be a 2-D array, got {data.ndim} dimension(s)")
-    if data.dtype.kind not in "fiu":
-        raise InvalidParameterError(f"image must be numeric, got dtype {data.dtype}")
+    data, mask = _image_and_mask(image, mask, "image", "array")
     shape = data.shape
     snr, grow_snr, min_area, clump_snr, kernel_fwhm, box = _check_options(
         snr, grow_snr, min_area, clump_snr, kernel_fwhm, box_size, shape)

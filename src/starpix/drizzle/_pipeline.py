@@ -728,7 +728,9 @@ def astrodrizzle(input, output=None, *, executor=None, **params):
         ``final_drz_sci.fits``, ``_wht``, ``_ctx``; intermediates are written beside it.
         Default: the input's root name for one input, else ``'final'``.
     executor : None, 'processes', concurrent.futures.Executor or dask Client, optional
-        Where the per-exposure jobs run (overrides ``num_cores``).
+        Where the jobs run (overrides ``num_cores``): the separate drizzles, blots and
+        cosmic-ray tests per exposure, and the final drizzle by output row bands (the serial
+        result, bit for bit).
     **params
         Every AstroDrizzle parameter above, plus ``build`` (default True), ``in_memory``
         (False: intermediates written as files), ``clean`` (remove the intermediates at
@@ -1088,47 +1090,27 @@ def astrodrizzle(input, output=None, *, executor=None, **params):
         if p["driz_combine"]:
             t0 = time.perf_counter()
             from ._drizzle import Drizzle
+            from ._tiles import final_chip_inputs, final_drizzle_by_bands
 
-            fwcs, fshape = final_grid
-            n_chips = sum(len(e.chips) for e in exposures)
-            drz = Drizzle(kernel=p["final_kernel"], fillval=p["final_fillval"], out_shape=fshape,
-                          max_ctx_id=n_chips - 1)
-            for i, e in enumerate(exposures):
-                for n, c in enumerate(e.chips):
-                    want_err = p["final_wht_type"] == "ERR"
-                    want_ivm = p["final_wht_type"] == "IVM"
-                    sci, _, err, ivm = _inputs.load_chip(e, c, resetbits=p["resetbits"], want_err=want_err,
-                                                         want_ivm=want_ivm)
-                    dq = result.dq[i][n]
-                    good = _good(dq, p["final_bits"], c.shape) & np.isfinite(sci)
-                    if static_bits[i][n] is not None:
-                        good &= ~_unpack(static_bits[i][n], c.shape)
-                    if cr_masks is not None and not (dq is not None and p["crbit"]
-                                                     and _good(np.full(1, p["crbit"]), p["final_bits"], (1,))[0]):
-                        good &= ~cr_masks[i][n]
-                    wscale = p["final_wt_scl"]
-                    if p["final_wht_type"] == "EXP":
-                        wmap = good.astype(np.float32)
-                    elif want_err:
-                        rate_err = err / np.float32(e.exptime)
-                        with np.errstate(divide="ignore", invalid="ignore"):
-                            wmap = np.where(good & (rate_err > 0) & np.isfinite(rate_err), 1.0 / rate_err**2, 0.0)
-                        wmap = wmap.astype(np.float32)
-                        wscale = 1.0
-                    else:
-                        if ivm is None:
-                            var = max(sky_e[i][n], 0.0) + c.rdnoise**2
-                            if var <= 0:
-                                raise InvalidParameterError(
-                                    f"{e.label(c)}: final_wht_type='IVM' without an IVM file needs a sky or a "
-                                    "read noise to build one")
-                            ivm = np.full(c.shape, e.exptime**2 / var, np.float32)
-                        wmap = np.where(good & np.isfinite(ivm) & (ivm > 0), ivm, 0.0).astype(np.float32)
-                        wscale = 1.0
-                    pm, ratio = _pixmap(e, c, fwcs, p["stepsize"])
-                    data = np.where(good, sci - np.float32(in_data[i][n]), 0).astype(np.float32)
-                    drz.add_image(data, e.exptime, pm, weight_map=wmap, wht_scale=wscale, iscale=ratio**2,
-                                  pixel_scale_ratio=ratio, pixfrac=p["final_pixfrac"], in_units="counts")
+            # the grid as its header gives it, which is what workers rebuild: the same pixel maps on every path
+            fwcs, fshape = _wcs_from(_header_of(*final_grid)), final_grid[1]
+            if executor is not None:  # by output row bands on the executor: the serial result, bit for bit
+                drz = final_drizzle_by_bands(p, exposures, (fwcs, fshape), static_bits=static_bits, cr_masks=cr_masks,
+                                             sky_e=sky_e, in_data=in_data, executor=executor,
+                                             max_workers=max_workers)
+            else:
+                n_chips = sum(len(e.chips) for e in exposures)
+                drz = Drizzle(kernel=p["final_kernel"], fillval=p["final_fillval"], out_shape=fshape,
+                              max_ctx_id=n_chips - 1)
+                for i, e in enumerate(exposures):
+                    for n, c in enumerate(e.chips):
+                        data, wmap, wscale, pm, ratio = final_chip_inputs(
+                            p, e, c, fwcs, dq=result.dq[i][n],
+                            static=None if static_bits[i][n] is None else _unpack(static_bits[i][n], c.shape),
+                            crmask=None if cr_masks is None else cr_masks[i][n], sky=sky_e[i][n],
+                            in_data=in_data[i][n])
+                        drz.add_image(data, e.exptime, pm, weight_map=wmap, wht_scale=wscale, iscale=ratio**2,
+                                      pixel_scale_ratio=ratio, pixfrac=p["final_pixfrac"], in_units="counts")
             texptime = float(sum(e.exptime for e in exposures))
             sci = drz.out_img
             if p["final_units"] == "counts":

@@ -50,6 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidParameterError
+from ._calibrate import _positive
 
 __all__ = ["detect_cosmics", "psf_kernel"]
 
@@ -105,16 +106,6 @@ def psf_kernel(psfmodel="gauss", psffwhm=2.5, psfsize=7, psfbeta=4.765):
         kernel[:, :] = np.power(1.0 + r * r / alpha / alpha, -beta)
     kernel /= kernel.sum()
     return kernel
-
-
-def _positive(value, name):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a positive number, got {value!r}") from None
-    if not (number > 0 and np.isfinite(number)):
-        raise InvalidParameterError(f"{name} must be a positive finite number, got {value!r}")
-    return number
 
 
 def _odd_size(value):

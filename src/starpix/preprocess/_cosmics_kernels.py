@@ -98,122 +98,70 @@ def _med9(a0, a1, a2, a3, a4, a5, a6, a7, a8):
 
 
 @njit(parallel=True, cache=True)
-def _rowmed3(data, rows):
+def _rowmed(data, rows, size):
+    """Medians of ``size`` (3, 5, 7 or 9) consecutive values along each row; the border is copied."""
     ny, nx = data.shape
+    h = size // 2
     for j in prange(ny):
-        for i in range(1):
+        for i in range(h):
             rows[j, i] = data[j, i]
             rows[j, nx - 1 - i] = data[j, nx - 1 - i]
-        for i in range(1, nx - 1):
-            rows[j, i] = _med3(data[j, i - 1], data[j, i], data[j, i + 1])
+        if size == 3:  # one loop per network: each vectorizes as the per-size kernels did
+            for i in range(1, nx - 1):
+                rows[j, i] = _med3(data[j, i - 1], data[j, i], data[j, i + 1])
+        elif size == 5:
+            for i in range(2, nx - 2):
+                rows[j, i] = _med5(data[j, i - 2], data[j, i - 1], data[j, i], data[j, i + 1], data[j, i + 2])
+        elif size == 7:
+            for i in range(3, nx - 3):
+                rows[j, i] = _med7(data[j, i - 3], data[j, i - 2], data[j, i - 1], data[j, i], data[j, i + 1],
+                                   data[j, i + 2], data[j, i + 3])
+        else:
+            for i in range(4, nx - 4):
+                rows[j, i] = _med9(data[j, i - 4], data[j, i - 3], data[j, i - 2], data[j, i - 1], data[j, i],
+                                   data[j, i + 1], data[j, i + 2], data[j, i + 3], data[j, i + 4])
 
 
 @njit(parallel=True, cache=True)
-def _colmed3(data, rows, out):
+def _colmed(data, rows, out, size):
+    """Medians of ``size`` (3, 5, 7 or 9) consecutive row medians along each column; the border is copied."""
     ny, nx = data.shape
+    h = size // 2
     for j in prange(ny):
-        if j < 1 or j >= ny - 1:
+        if j < h or j >= ny - h:
             for i in range(nx):
                 out[j, i] = data[j, i]
             continue
-        for i in range(1):
+        for i in range(h):
             out[j, i] = data[j, i]
             out[j, nx - 1 - i] = data[j, nx - 1 - i]
-        for i in range(1, nx - 1):
-            out[j, i] = _med3(rows[j - 1, i], rows[j, i], rows[j + 1, i])
-
-
-@njit(parallel=True, cache=True)
-def _rowmed5(data, rows):
-    ny, nx = data.shape
-    for j in prange(ny):
-        for i in range(2):
-            rows[j, i] = data[j, i]
-            rows[j, nx - 1 - i] = data[j, nx - 1 - i]
-        for i in range(2, nx - 2):
-            rows[j, i] = _med5(data[j, i - 2], data[j, i - 1], data[j, i], data[j, i + 1], data[j, i + 2])
-
-
-@njit(parallel=True, cache=True)
-def _colmed5(data, rows, out):
-    ny, nx = data.shape
-    for j in prange(ny):
-        if j < 2 or j >= ny - 2:
-            for i in range(nx):
-                out[j, i] = data[j, i]
-            continue
-        for i in range(2):
-            out[j, i] = data[j, i]
-            out[j, nx - 1 - i] = data[j, nx - 1 - i]
-        for i in range(2, nx - 2):
-            out[j, i] = _med5(rows[j - 2, i], rows[j - 1, i], rows[j, i], rows[j + 1, i], rows[j + 2, i])
-
-
-@njit(parallel=True, cache=True)
-def _rowmed7(data, rows):
-    ny, nx = data.shape
-    for j in prange(ny):
-        for i in range(3):
-            rows[j, i] = data[j, i]
-            rows[j, nx - 1 - i] = data[j, nx - 1 - i]
-        for i in range(3, nx - 3):
-            rows[j, i] = _med7(data[j, i - 3], data[j, i - 2], data[j, i - 1], data[j, i], data[j, i + 1], data[j, i + 2], data[j, i + 3])
-
-
-@njit(parallel=True, cache=True)
-def _colmed7(data, rows, out):
-    ny, nx = data.shape
-    for j in prange(ny):
-        if j < 3 or j >= ny - 3:
-            for i in range(nx):
-                out[j, i] = data[j, i]
-            continue
-        for i in range(3):
-            out[j, i] = data[j, i]
-            out[j, nx - 1 - i] = data[j, nx - 1 - i]
-        for i in range(3, nx - 3):
-            out[j, i] = _med7(rows[j - 3, i], rows[j - 2, i], rows[j - 1, i], rows[j, i], rows[j + 1, i], rows[j + 2, i], rows[j + 3, i])
-
-
-@njit(parallel=True, cache=True)
-def _rowmed9(data, rows):
-    ny, nx = data.shape
-    for j in prange(ny):
-        for i in range(4):
-            rows[j, i] = data[j, i]
-            rows[j, nx - 1 - i] = data[j, nx - 1 - i]
-        for i in range(4, nx - 4):
-            rows[j, i] = _med9(data[j, i - 4], data[j, i - 3], data[j, i - 2], data[j, i - 1], data[j, i], data[j, i + 1], data[j, i + 2], data[j, i + 3], data[j, i + 4])
-
-
-@njit(parallel=True, cache=True)
-def _colmed9(data, rows, out):
-    ny, nx = data.shape
-    for j in prange(ny):
-        if j < 4 or j >= ny - 4:
-            for i in range(nx):
-                out[j, i] = data[j, i]
-            continue
-        for i in range(4):
-            out[j, i] = data[j, i]
-            out[j, nx - 1 - i] = data[j, nx - 1 - i]
-        for i in range(4, nx - 4):
-            out[j, i] = _med9(rows[j - 4, i], rows[j - 3, i], rows[j - 2, i], rows[j - 1, i], rows[j, i], rows[j + 1, i], rows[j + 2, i], rows[j + 3, i], rows[j + 4, i])
-
-
-_SEPARABLE = {3: (_rowmed3, _colmed3), 5: (_rowmed5, _colmed5), 7: (_rowmed7, _colmed7), 9: (_rowmed9, _colmed9)}
+        if size == 3:
+            for i in range(1, nx - 1):
+                out[j, i] = _med3(rows[j - 1, i], rows[j, i], rows[j + 1, i])
+        elif size == 5:
+            for i in range(2, nx - 2):
+                out[j, i] = _med5(rows[j - 2, i], rows[j - 1, i], rows[j, i], rows[j + 1, i], rows[j + 2, i])
+        elif size == 7:
+            for i in range(3, nx - 3):
+                out[j, i] = _med7(rows[j - 3, i], rows[j - 2, i], rows[j - 1, i], rows[j, i], rows[j + 1, i],
+                                  rows[j + 2, i], rows[j + 3, i])
+        else:
+            for i in range(4, nx - 4):
+                out[j, i] = _med9(rows[j - 4, i], rows[j - 3, i], rows[j - 2, i], rows[j - 1, i], rows[j, i],
+                                  rows[j + 1, i], rows[j + 2, i], rows[j + 3, i], rows[j + 4, i])
 
 
 def separable_median(data, size, out=None, rows=None):
     """Separable (rows, then columns) ``size`` x ``size`` median filter of a float32 image.
 
-    ``out`` (not ``data``) and ``rows`` (scratch) are allocated when not given.
+    ``size`` is 3, 5, 7 or 9.  ``out`` (not ``data``) and ``rows`` (scratch) are allocated when not given.
     """
+    if size not in (3, 5, 7, 9):
+        raise KeyError(size)
     rows = np.empty_like(data) if rows is None else rows
     out = np.empty_like(data) if out is None else out
-    row_kernel, col_kernel = _SEPARABLE[size]
-    row_kernel(data, rows)
-    col_kernel(data, rows, out)
+    _rowmed(data, rows, size)
+    _colmed(data, rows, out, size)
     return out
 
 
