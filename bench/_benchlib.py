@@ -112,7 +112,9 @@ class Table:
             return "–" if value != value else f"{value:.0f}"
 
         for task, ts, tp, ratio, ms, mp, note in self.rows:
-            lines.append(f"| {task} | {ts:.4f} | {tp:.4f} | {ratio:.1f}x | {mb(ms)} | {mb(mp)} | {note} |")
+            peer_time = "–" if tp != tp else f"{tp:.4f}"  # NaN: a row with no peer to compare with
+            speed_up = "–" if ratio != ratio else f"{ratio:.1f}x"
+            lines.append(f"| {task} | {ts:.4f} | {peer_time} | {speed_up} | {mb(ms)} | {mb(mp)} | {note} |")
         lines += ["", agreement]
         return "\n".join(lines)
 
