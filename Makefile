@@ -41,6 +41,8 @@ bench: $(STAMP_TEST) gnuastro
 	$(PY) bench/photometry.py
 	$(PY) bench/stamps.py
 	$(PY) bench/preprocess.py
+	$(PY) bench/drizzle.py
+	$(PY) bench/scale.py
 
 clean:
 	rm -rf $(VENV) demo-output build src/*.egg-info

@@ -8,8 +8,9 @@ kernels; starpix on one core (NUMBA_NUM_THREADS=1 in its process) and on all
 cores, drizzle (whose C code holds the GIL: one core). Pixel maps between two
 TAN-SIP WCSs: drizzle.utils.calc_pixmap against starpix's exact map and its
 stepsize=10 map (AstroDrizzle's default). Blot (poly5) of the 2100x2100 grid back
-onto the exposure. Each measurement runs in a fresh process; agreement is
-checked before the times are reported.
+onto the exposure. Then starpix's whole AstroDrizzle pipeline on four 2048x2048
+dithered exposures (in memory), each step's time printed. Each measurement runs
+in a fresh process; agreement is checked before the times are reported.
 """
 
 from __future__ import annotations

@@ -26,3 +26,12 @@ def test_demo_runs_and_recovers_the_truth(tmp_path, capsys):
     assert float(shifted.group(1)) < 5e-3
     assert all(abs(float(v) - 1) < 0.01 for v in shifted.group(2).split(","))
     assert (tmp_path / "demo" / "extended-psf.fits").exists()
+
+
+def test_demo_never_removes_a_directory_it_did_not_make(tmp_path, capsys):
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "notes.txt").write_text("keep me")
+    assert main(["--outdir", str(own)]) == 1
+    assert "is not an earlier demo's output" in capsys.readouterr().err
+    assert (own / "notes.txt").read_text() == "keep me"

@@ -8,6 +8,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from starpix.errors import InvalidParameterError
 from starpix.parallel import default_chunksize, map_jobs
@@ -108,6 +109,12 @@ def test_cli_jobs_give_the_same_files(cli, tess_ffis, tmp_path):
         assert status == 0, err
     assert sorted(os.listdir(tmp_path / "serial")) == sorted(os.listdir(tmp_path / "jobs"))
     assert len(os.listdir(tmp_path / "jobs")) == 3
+    for name in os.listdir(tmp_path / "jobs"):
+        with fits.open(tmp_path / "serial" / name) as a, fits.open(tmp_path / "jobs" / name) as b:
+            assert len(a[1].data) == len(b[1].data) == len(files)
+            for column in ("FLUX", "FLUX_ERR", "TIME"):
+                assert np.array_equal(a[1].data[column], b[1].data[column], equal_nan=True), (name, column)
+            assert np.isfinite(a[1].data["FLUX"]).any()
     assert_cli_errors(cli, [
         (["cube", "cut", cube, "--catalog", catalog, "--size", "5", "--jobs", "-1", "--output-dir", tmp_path / "x"],
          "--jobs"),
@@ -121,9 +128,22 @@ def test_cli_jobs_give_the_same_files(cli, tess_ffis, tmp_path):
     ], tmp_path)
 
 
-def test_cli_photometry_in_tiles(cli, tmp_path):
-    from astropy.io import fits
+def test_cube_cut_on_threads_of_this_process(tess_ffis, tmp_path):
+    """A thread executor shares the cube (and its lock) with the caller: it must not deadlock."""
+    from starpix.cutout import build_cube, cube_cut
 
+    files, _ = tess_ffis
+    cube = str(tmp_path / "cube.fits")
+    build_cube(files, cube)
+    targets = [(30.0, 40.0), (100.5, 120.2)]
+    serial = cube_cut(cube, targets, 5, memory_only=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        threaded = cube_cut(cube, targets, 5, memory_only=True, executor=pool)
+    for a, b in zip(serial, threaded):
+        assert np.array_equal(a[1].data["FLUX"], b[1].data["FLUX"], equal_nan=True)
+
+
+def test_cli_photometry_in_tiles(cli, tmp_path):
     from starpix.io import read_table
     from starpix.psf import GaussianPSF
     from starpix.simulate import make_model_image, make_noise_image

@@ -54,6 +54,7 @@ def test_a_killed_worker_is_replaced_and_nothing_is_lost(client):
     thread = threading.Thread(target=work)
     thread.start()
     time.sleep(1.0)  # mid-run (80 items x 0.05 s on 2 workers: about 2 s)
+    assert thread.is_alive()  # the kill lands while jobs are in flight
     os.kill(pids[0], signal.SIGKILL)
     thread.join(60)
     assert not thread.is_alive()

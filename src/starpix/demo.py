@@ -289,6 +289,10 @@ def _check_dithered(outdir, truth):
             f"(of {pixels}; mostly the wings of stars and galaxies)"]
 
 
+#: File that marks a directory as the demo's output (the next run may replace it).
+_MARKER = ".starpix-demo"
+
+
 def main(argv=None):
     """Run the demo; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m starpix.demo", description=__doc__,
@@ -297,8 +301,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     outdir = args.outdir
     if os.path.exists(outdir):
+        # replace only what an earlier demo made, never a directory of someone's own files
+        if not os.path.isdir(outdir) or (os.listdir(outdir) and not os.path.exists(os.path.join(outdir, _MARKER))
+                                         and not os.path.exists(os.path.join(outdir, "field.toml"))):
+            print(f"python -m starpix.demo: error: --outdir {outdir}: exists and is not an earlier demo's output; "
+                  "give a new directory", file=sys.stderr)
+            return 1
         shutil.rmtree(outdir)
     os.makedirs(outdir)
+    with open(os.path.join(outdir, _MARKER), "w") as handle:
+        handle.write("made by python -m starpix.demo; the next demo run replaces this directory\n")
     total = time.perf_counter()
 
     import matplotlib

@@ -28,5 +28,6 @@ def test_bad_input(cli, tmp_path):
         (("combine", tmp_path / "a.fits", tmp_path / "b.fits", "-o", tmp_path / "m.fits"), "shape"),
         (("combine", tmp_path / "a.fits", tmp_path / "none.fits", "-o", tmp_path / "m.fits"), "no such file"),
         (("combine", tmp_path / "a.fits", "-o", tmp_path / "b.fits"), "already exists"),
+        (("combine", tmp_path / "a.fits", "--max-memory", "0", "-o", tmp_path / "m.fits"), "--max-memory"),
     ]
     assert_cli_errors(cli, cases, tmp_path)

@@ -46,5 +46,6 @@ def test_bad_input(cli, tmp_path):
         (("mask", tmp_path / "image.fits", "--saturation", "high", "-o", tmp_path / "o.fits"), "--saturation"),
         (("mask", tmp_path / "none.fits", "-o", tmp_path / "o.fits"), "no such file"),
         (("mask", tmp_path / "image.fits", "-o", tmp_path / "bad.fits"), "already exists"),
+        (("mask", tmp_path / "image.fits", "--gain", "1.6", "-o", tmp_path / "o.fits"), "--cosmics"),
     ]
     assert_cli_errors(cli, cases, tmp_path)

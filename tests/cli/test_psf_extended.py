@@ -76,6 +76,7 @@ def test_bad_input(cli, files):
     assert_cli_errors(cli, [
         (["psf-stack", *files["stamps"], "small.fits", "-o", "o.fits"], "same size"),
         (["psf-stack", *files["stamps"], "-s", "3", "-o", "o.fits"], "--sigmaclip"),
+        (["psf-stack", *files["stamps"], "--operator", "mean", "-s", "3,0.2", "-o", "o.fits"], "only the sigclip"),
         (["psf-stack", "missing.fits", "-o", "o.fits"], "no such file"),
         (["psf-unite", psf, "-i", "small.fits", "-r", "-2", "-s", "1", "-o", "o.fits"], "--radius"),
         (["psf-unite", psf, "-i", "small.fits", "-r", "2", "-s", "1", "-Q", "1.5", "-o", "o.fits"], "--axisratio"),

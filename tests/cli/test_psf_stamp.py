@@ -151,6 +151,7 @@ def test_bad_input(cli, field, tmp_path):
         (base + ["-Q", "0"], "--axisratio"),
         (base + ["-W", "0,5"], "--widthinpix"),
         (base + ["-s", "3"], "--sigmaclip"),
+        (base + ["-c", "5,5", "--jobs", "2"], "--jobs/--scheduler"),
         (["psf-stamp", image_path, "-c", "5,5", "-o", str(existing)], "already exists"),
         (base + ["-c", "5,5", "-t", str(tmp_path / "tmpexists")], "already exists"),
         (["psf-stamp", str(tmp_path / "missing.fits"), "-o", out], "no such file"),

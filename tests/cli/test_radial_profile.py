@@ -64,6 +64,8 @@ def test_bad_input(cli, field, tmp_path):
         (["radial-profile", image_path, "-c", "5,5", "-R", "5", "-Q", "2", "-o", out], "--axisratio"),
         (["radial-profile", image_path, "-c", "5,5", "-R", "5", "-o", str(existing)], "already exists"),
         (["radial-profile", image_path, "-c", "-5,-5", "-o", out], "outside the image"),
+        (["radial-profile", image_path, "-c", "5,5", "-R", "5", "-o", out, "--plot", str(tmp_path / "p.xyz")],
+         "--plot"),
     ]
     assert_cli_errors(cli, cases, tmp_path)
     assert existing.read_text() == "keep"

@@ -208,3 +208,24 @@ def test_bad_input_no_output(tmp_path, case):
     with pytest.raises(error):
         astrodrizzle(inputs, tmp_path / "out", **kwargs)
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_failed_job_leaves_no_product(tmp_path, monkeypatch):
+    """A job that fails after others wrote their products: every product of the run is removed."""
+    from starpix.drizzle import _pipeline
+
+    files, _ = make_dithered_exposures(tmp_path, 3, shape=(64, 64), n_stars=4, n_galaxies=1, seed=1)
+    before = sorted(os.listdir(tmp_path))
+    real, calls = _pipeline._job_single, []
+
+    def failing(item):
+        calls.append(item)
+        if len(calls) == 3:
+            raise RuntimeError("job failed")
+        return real(item)
+
+    monkeypatch.setattr(_pipeline, "_job_single", failing)
+    with pytest.raises(RuntimeError, match="job failed"):
+        astrodrizzle(files, tmp_path / "out", static=False)
+    assert len(calls) == 3
+    assert sorted(os.listdir(tmp_path)) == before

@@ -166,6 +166,18 @@ def test_missing_output_reruns_its_stage(project, tmp_path):
     assert result.ran == ["cutouts"]
 
 
+def test_one_target_counts_one_cutout(project, tmp_path):
+    from astropy.table import QTable
+
+    root = _copy(project, tmp_path)
+    QTable.read(root / "targets.ecsv")[:1].write(root / "targets.ecsv", overwrite=True)
+    result = run_pipeline(root / "job.toml", only="cutouts")
+    assert result.ran == ["cutouts"]
+    assert result.summaries["cutouts"][0].startswith("1 FITS cutouts")
+    assert result.summaries["cutouts"][1].startswith("1 PNGs")
+    assert len(os.listdir(root / "out" / "cutouts")) == 2
+
+
 def test_force_and_only(project, tmp_path):
     root = _copy(project, tmp_path)
     result = run_pipeline(root / "job.toml", only="find", force=True)

@@ -42,6 +42,8 @@ def run(args):
 
     if not args.files:
         raise InvalidParameterError("no input files: give the frames to combine")
+    if not args.max_memory > 0:
+        raise InvalidParameterError(f"--max-memory: must be a positive number of MB, got {args.max_memory:g}")
     check_output(args.output, args.overwrite)
     master = combine_frames(args.files, args.method, sigma=args.sigma, maxiters=args.maxiters,
                             normalize=args.normalize, max_memory_mb=args.max_memory)

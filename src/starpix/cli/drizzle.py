@@ -50,11 +50,11 @@ OPTIONS = [
         ("skyfile", str, "file of sky values to subtract: 'image value [value per chip]'"),
         ("sky_bits", str, "DQ bits ignored for the sky"), ("skymask_cat", str, "catalogue 'image mask[,mask]' "
                                                                                "(mask 0 = excluded)"),
-        ("use_static", _BOOL, "leave the static mask out of the sky"),
+        ("use_static", _BOOL, "leave the static-masked pixels out of the sky"),
     ]),
     ("3 separate drizzle", [
         ("driz_separate", _BOOL, "drizzle each exposure alone"), ("driz_sep_kernel", str, "kernel"),
-        ("driz_sep_wt_scl", str, "exptime|expsq|number"), ("driz_sep_pixfrac", float, "pixfrac"),
+        ("driz_sep_wt_scl", str, "exptime|expsq|a positive number"), ("driz_sep_pixfrac", float, "pixfrac"),
         ("driz_sep_fillval", str, "fill value (INDEF: NaN)"), ("driz_sep_bits", str, "DQ bits ignored"),
         ("driz_sep_wcs", _BOOL, "custom separate grid"), ("driz_sep_refimage", str, "reference image of the grid"),
         ("driz_sep_rot", float, "position angle of +y (deg E of N)"), ("driz_sep_scale", float, "arcsec/pixel"),
@@ -86,7 +86,7 @@ OPTIONS = [
     ("7 final drizzle", [
         ("driz_combine", _BOOL, "make the final image"), ("final_wht_type", str, "EXP|ERR|IVM"),
         ("final_kernel", str, "square|point|turbo|gaussian|lanczos3"),
-        ("final_wt_scl", str, "exptime|expsq|number"), ("final_pixfrac", float, "pixfrac"),
+        ("final_wt_scl", str, "exptime|expsq|a positive number (EXP weights only)"), ("final_pixfrac", float, "pixfrac"),
         ("final_fillval", str, "fill value (INDEF: NaN)"), ("final_bits", str, "DQ bits ignored"),
         ("final_units", str, "cps|counts"), ("final_wcs", _BOOL, "custom final grid"),
         ("final_refimage", str, "reference image of the grid"), ("final_rot", float, "position angle of +y"),

@@ -114,6 +114,8 @@ def run(args):
     from ..preprocess import make_mask
 
     check_output(args.output, args.overwrite)
+    if args.gain is not None and not args.cosmics:
+        raise InvalidParameterError(f"--gain {args.gain:g}: it sets the cosmic-ray noise model; give --cosmics too")
     saturation = None
     if args.saturation is not None:
         if args.saturation.strip().lower() == "auto":

@@ -14,7 +14,7 @@ EXAMPLE = """\
   starpix photometry image.fits --psf-fwhm 2.5 --fit-shape 7 --init stars.ecsv --fixed-positions -o forced.ecsv
   starpix photometry image.fits --psf grid.fits --fit-shape 5 --aperture-radius 5 --threshold 6 --fwhm 3 \\
       --iterative --mode new -o phot.ecsv
-  starpix photometry mosaic.fits --psf-fwhm 2.5 --fit-shape 7 --aperture-radius 4 --threshold 20 --fwhm 2.5 \
+  starpix photometry mosaic.fits --psf-fwhm 2.5 --fit-shape 7 --aperture-radius 4 --threshold 20 --fwhm 2.5 \\
       --tile-size 1024 --jobs 4 -o phot.ecsv
 
 Pixel positions are 0-based, as in photutils.  --init takes a table with x/y

@@ -27,8 +27,9 @@ def register(subparsers):
     parser.add_argument("--operator", default="sigclip-mean",
                         choices=("sigclip-mean", "sigclip-median", "mean", "median"),
                         help="per-pixel statistic (sigclip-mean)")
-    parser.add_argument("-s", "--sigmaclip", metavar="FLT,FLT", default="3,0.2",
-                        help="sigma-clip multiple and tolerance, or number of clips (3,0.2)")
+    parser.add_argument("-s", "--sigmaclip", metavar="FLT,FLT", default=None,
+                        help="sigma-clip multiple and tolerance, or number of clips (3,0.2; sigclip-* operators "
+                             "only)")
     parser.add_argument("--count", action="store_true",
                         help="add an HDU NUMBER with the number of stamps used per pixel")
     parser.add_argument("-o", "--output", metavar="STR", required=True, help="output image")
@@ -41,11 +42,14 @@ def run(args):
     import numpy as np
     from astropy.io import fits
 
+    from ..errors import InvalidParameterError
     from ..io import add_provenance, check_output, read_image, write_fits
     from ..stamp import stack_stamps
     from .psf_stamp import hdu_value
 
-    sigmaclip = parse_sigmaclip(args.sigmaclip)
+    if args.sigmaclip is not None and not args.operator.startswith("sigclip"):
+        raise InvalidParameterError(f"--sigmaclip: only the sigclip-* operators clip; --operator is {args.operator}")
+    sigmaclip = parse_sigmaclip(args.sigmaclip or "3,0.2")
     check_output(args.output, args.overwrite)
     stamps = args.stamps
     if len(stamps) == 1:

@@ -210,6 +210,9 @@ def _options(args):
                                     f"{', '.join(NORMOPS)}")
     if args.jobs < 0:
         raise InvalidParameterError(f"--jobs: expected 0 (one per CPU) or a positive number, got {args.jobs}")
+    if args.catalog is None and (args.jobs != 1 or args.scheduler is not None):
+        raise InvalidParameterError("--jobs/--scheduler spread the stars of a --catalog over workers; one stamp "
+                                    "(--center) takes neither")
     return options
 
 

@@ -156,8 +156,15 @@ def _plot(table, measures, path, overwrite, title):
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()
+    from ..errors import InvalidParameterError
+
+    kind = os.path.splitext(path)[1].lstrip(".").lower() or "png"
     try:
+        supported = figure.canvas.get_supported_filetypes()
+        if kind not in supported:
+            raise InvalidParameterError(f"--plot: {path}: cannot write a plot of type {kind!r}; give a name "
+                                        f"ending in one of {', '.join(sorted(supported))}")
         with atomic_output(path, overwrite) as tmp:
-            figure.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".").lower() or "png")
+            figure.savefig(tmp, format=kind)
     finally:
         plt.close(figure)

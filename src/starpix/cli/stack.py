@@ -39,8 +39,8 @@ def register(subparsers):
                         help="take the output grid (WCS and shape) from this image; default: a grid covering all")
     parser.add_argument("--reproject", default="interp", metavar="METHOD",
                         help=f"reprojection: {', '.join(REPROJECT)} (interp)")
-    parser.add_argument("--order", default="bilinear", metavar="ORDER",
-                        help=f"interpolation order of --reproject interp: {', '.join(ORDERS)} (bilinear)")
+    parser.add_argument("--order", metavar="ORDER",
+                        help=f"interpolation order of --reproject interp only: {', '.join(ORDERS)} (bilinear)")
     parser.add_argument("--background-match", action="store_true",
                         help="subtract least-squares additive offsets found from the overlaps")
     parser.add_argument("--weights", metavar="W1,W2,...", help="one weight per input image (default 1)")
@@ -77,7 +77,9 @@ def run(args):
         raise InvalidParameterError("FILE: no input images given")
     _choice(args.method, METHODS, "--method")
     _choice(args.reproject, REPROJECT, "--reproject")
-    _choice(args.order, ORDERS, "--order")
+    if args.order is not None and args.reproject != "interp":
+        raise InvalidParameterError(f"--order: applies to --reproject interp only, got --reproject {args.reproject}")
+    args.order = _choice(args.order or "bilinear", ORDERS, "--order")
     if not args.memory_limit > 0:
         raise InvalidParameterError(f"--memory-limit: must be positive, got {args.memory_limit}")
     if args.tile_size is not None and args.tile_size < 1:
@@ -85,10 +87,13 @@ def run(args):
     weights = None
     if args.weights:
         try:
-            weights = [float(part) for part in args.weights.split(",") if part.strip()]
+            weights = [float(part) for part in args.weights.split(",")]
         except ValueError:
             raise InvalidParameterError(f"--weights: expected numbers separated by commas, got {args.weights!r}") \
                 from None
+        if len(weights) != len(args.files):
+            raise InvalidParameterError(f"--weights: expected {len(args.files)} values (one per image), "
+                                        f"got {len(weights)} in {args.weights!r}")
     if args.reference:
         with read_image(args.reference) as source:
             wcs_out = source.require_wcs()

@@ -192,8 +192,9 @@ def fits_cut(files, coordinates, size, *, hdu=None, single_outfile=True, cutout_
     targets, _ = as_targets(coordinates)
     specs = [parse_hdu_spec(name) for name in files]
     if executor is not None:
-        outputs = _cut_parallel(specs, targets, hdu, size, fill_value, rounding, allow_empty, skip_missing, mode,
-                                single_outfile, cutout_prefix, output_dir, executor, max_workers, progress_bar)
+        pieces, skies = _cut_parallel(specs, targets, hdu, size, fill_value, rounding, allow_empty, skip_missing,
+                                      mode, executor, max_workers, progress_bar)
+        outputs = _assemble(pieces, skies, targets, specs, size, single_outfile, cutout_prefix, output_dir)
         return _finish(outputs, targets, memory_only, output, overwrite)
     opened = []
     try:
@@ -314,9 +315,9 @@ def _cut_pieces(hdul, path, spec_hdu, targets, hdu, size, fill_value, rounding, 
     return found
 
 
-def _cut_parallel(specs, targets, hdu, size, fill_value, rounding, allow_empty, skip_missing, mode,
-                  single_outfile, prefix, output_dir, executor, max_workers, progress_bar):
-    """fits_cut's loop over files on an executor: the same pieces, in the same order."""
+def _cut_parallel(specs, targets, hdu, size, fill_value, rounding, allow_empty, skip_missing, mode, executor,
+                  max_workers, progress_bar):
+    """fits_cut's loop over files on an executor: the same pieces, in the same order; (pieces, skies)."""
     import functools
 
     from ..parallel import imap_jobs
@@ -331,8 +332,8 @@ def _cut_parallel(specs, targets, hdu, size, fill_value, rounding, allow_empty, 
                         progress_bar=progress_bar, desc="files")
     for file_index, (found, missed) in enumerate(results):
         for message in missed:
-            warnings.warn(message, StarpixWarning, stacklevel=4)
+            warnings.warn(message, StarpixWarning, stacklevel=3)  # at fits_cut's caller
         for t, piece, sky in found:
             pieces[t].append(_Piece(file_index, piece, sky))
             skies.setdefault(t, sky)
-    return _assemble(pieces, skies, targets, specs, size, single_outfile, prefix, output_dir)
+    return pieces, skies

@@ -346,8 +346,6 @@ def cube_cut(cube_file, coordinates, size, *, output=None, output_dir=".", fill_
     the version and the cube.  Box limits round halves up (astrocut rounds
     them to even).
     """
-    from ..io import atomic_output
-
     targets, single = as_targets(coordinates)
     if output is not None and not single:
         raise InvalidParameterError("output: names one file, but several targets were given (use output_dir)")
@@ -375,24 +373,31 @@ def cube_cut(cube_file, coordinates, size, *, output=None, output_dir=".", fill_
         stamp = checksum_stamp()
         results = [None] * len(targets)
         work = [target for target in located if target is not None]
-        if executor is not None:
-            _cut_parallel(cube.path, work, paths, results, fill_value, stamp, overwrite, memory_only, executor,
-                          max_workers, progress_bar)
-            return results[0] if single else results
-        for target in progress(work, enabled=progress_bar, desc="TPFs", unit="tpf"):
-            pieces = cube.tpf_bytes(target, fill_value, stamp)
-            if memory_only:
-                from astropy.io import fits
-
-                results[target.index] = fits.HDUList.fromstring(b"".join(pieces))
-                continue
-            path = paths[target.index]
-            with atomic_output(path, overwrite) as tmp:
-                with open(tmp, "wb") as handle:
-                    for piece in pieces:
-                        handle.write(piece)
-            results[target.index] = path
+        if executor is None:
+            _cut_serial(cube, work, paths, results, fill_value, stamp, overwrite, memory_only, progress_bar)
+    if executor is not None:  # outside the lock: a worker thread of this process takes it for its TPF
+        _cut_parallel(cube.path, work, paths, results, fill_value, stamp, overwrite, memory_only, executor,
+                      max_workers, progress_bar)
     return results[0] if single else results
+
+
+def _cut_serial(cube, work, paths, results, fill_value, stamp, overwrite, memory_only, progress_bar):
+    """cube_cut's loop over targets in this process (the cube's lock held); fills ``results`` in place."""
+    from ..io import atomic_output
+
+    for target in progress(work, enabled=progress_bar, desc="TPFs", unit="tpf"):
+        pieces = cube.tpf_bytes(target, fill_value, stamp)
+        if memory_only:
+            from astropy.io import fits
+
+            results[target.index] = fits.HDUList.fromstring(b"".join(pieces))
+            continue
+        path = paths[target.index]
+        with atomic_output(path, overwrite) as tmp:
+            with open(tmp, "wb") as handle:
+                for piece in pieces:
+                    handle.write(piece)
+        results[target.index] = path
 
 
 def _tpf_job(job, *, cube_path, fill_value, stamp, overwrite, memory_only):

@@ -84,6 +84,11 @@ class DrizzleResult:
         for the k-th chip (files in order, chips in order).
     wcs : astropy.wcs.WCS
         The final grid (the separate grid without ``driz_combine``).
+    header : astropy.io.fits.Header or None
+        Header of the final SCI image (WCS, units, exposure times, MDRIZSKY
+        per input); None without ``driz_combine``.
+    inputs : list of str
+        The input files, in order.
     sky : list of float
         Per exposure, the sky subtracted (input data units per pixel of its
         first chip: AstroDrizzle's MDRIZSKY).
@@ -707,10 +712,11 @@ def astrodrizzle(input, output=None, *, executor=None, **params):
        derivative term hides cosmic rays; ``'astrodrizzle'`` is AstroDrizzle's rule alone
        (see :func:`starpix.drizzle.driz_cr`);
     7. ``driz_combine``: the final image (``final_wht_type`` EXP|ERR|IVM, ``final_kernel``,
-       ``final_wt_scl`` exptime|expsq|number, ``final_pixfrac``, ``final_fillval``,
+       ``final_wt_scl`` exptime|expsq|a number, ``final_pixfrac``, ``final_fillval``,
        ``final_bits``, ``final_units`` cps|counts; custom grid with ``final_wcs`` and
        ``final_refimage``, ``final_rot``, ``final_scale``, ``final_outnx``, ``final_outny``,
-       ``final_ra``, ``final_dec``).
+       ``final_ra``, ``final_dec``). ``final_wt_scl`` scales EXP weights only: ERR and IVM
+       weights are the inverse variances of the rates, unscaled.
 
     A step switched off reads the products of an earlier run from their files
     (``_single_*``, ``_med``, ``_blt``) when a later step needs them.
@@ -829,6 +835,9 @@ def astrodrizzle(input, output=None, *, executor=None, **params):
             raise InvalidParameterError(f"output: products {seen[path]} and {key} would both be {path}")
         seen[path] = key
         check_output(path, p["overwrite"])
+    # products that jobs write themselves (on other processes) are removed on failure even when the
+    # failing step never reported them
+    fresh = [os.fspath(path) for path in planned.values() if not os.path.exists(path)]
     directory = names.directory
     if not os.path.isdir(directory):
         raise InputFileError(f"output: the directory {directory} does not exist")
@@ -1153,7 +1162,7 @@ def astrodrizzle(input, output=None, *, executor=None, **params):
             written.append(os.fspath(runfile))
             result.files["runfile"] = os.fspath(runfile)
     except BaseException:
-        for path in written:
+        for path in dict.fromkeys(written + fresh):
             if path and os.path.exists(path):
                 try:
                     os.remove(path)

@@ -9,6 +9,7 @@ into place only when the stage succeeds.
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from dataclasses import dataclass, field
 
@@ -69,7 +70,7 @@ class StageContext:
 
 # ----------------------------------------------------------------------------- calibrate
 
-def _frame(spec, key):
+def _frame(spec):
     from ..io import read_image
 
     if spec is None:
@@ -99,9 +100,9 @@ def _calibrate_file(job):
     from ..preprocess import calibrate, detect_cosmics, make_mask
 
     src, dst, p = job
-    bias, _ = _frame(p.get("bias"), "bias")
-    dark, dark_exptime = _frame(p.get("dark"), "dark")
-    flat, _ = _frame(p.get("flat"), "flat")
+    bias, _ = _frame(p.get("bias"))
+    dark, dark_exptime = _frame(p.get("dark"))
+    flat, _ = _frame(p.get("flat"))
     stats = []
     with fits.open(src, memmap=False) as hdul:
         chips = _chips(hdul)
@@ -375,11 +376,26 @@ def stage_photometry(ctx, outdir):
     error = np.sqrt(variance)
     if len(stars):
         init = QTable({"x_init": stars["x_centroid"], "y_init": stars["y_centroid"]})
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", StarpixWarning)
-            table = tiled_photometry(sub, phot, tile_size=tile, overlap=p.get("overlap"),
-                                     error=error, mask=mask, init_params=init, executor=ctx.executor,
-                                     max_workers=ctx.max_workers, progress_bar=ctx.progress_bar)
+        inputs = (sub, error, mask)
+        scratch = None
+        if ctx.executor is not None:
+            # workers read their tiles from files, so the pixels are not sent with every job
+            scratch = os.path.join(outdir, ".tiles")
+            os.makedirs(scratch, exist_ok=True)
+            inputs = []
+            for name, array in (("image", sub), ("error", error), ("mask", mask.astype(np.uint8))):
+                path = os.path.join(scratch, f"{name}.fits")
+                fits.PrimaryHDU(array).writeto(path)
+                inputs.append(path)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", StarpixWarning)
+                table = tiled_photometry(inputs[0], phot, tile_size=tile, overlap=p.get("overlap"),
+                                         error=inputs[1], mask=inputs[2], init_params=init, executor=ctx.executor,
+                                         max_workers=ctx.max_workers, progress_bar=ctx.progress_bar)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         notes = sorted({str(w.message) for w in caught if issubclass(w.category, StarpixWarning)})
         for w in caught:
             if not issubclass(w.category, StarpixWarning):
@@ -495,11 +511,13 @@ def stage_cutouts(ctx, outdir):
     size = tuple(p["size"]) if isinstance(p["size"], list) else p["size"]
     written = fits_cut([path], targets, size, hdu=hdu, output_dir=outdir, mode=p["mode"],
                        executor=ctx.executor, max_workers=ctx.max_workers, progress_bar=ctx.progress_bar)
+    written = [written] if isinstance(written, str) else written  # one path alone when one file is written
     lines = [f"{len(written)} FITS cutouts of {size} pixels in {outdir}"]
     if p["png"]:
         png_size = tuple(p["png_size"]) if isinstance(p["png_size"], list) else p["png_size"]
         pngs = img_cut([path], targets, png_size, hdu=hdu, img_format="png", output_dir=outdir,
                        stretch=p["stretch"])
+        pngs = [pngs] if isinstance(pngs, str) else pngs
         lines.append(f"{len(pngs)} PNGs of {png_size} pixels ({p['stretch']} stretch)")
     return lines
 
