@@ -32,7 +32,7 @@ gnuastro:
 	  || echo "Gnuastro could not be installed: its agreement tests will be skipped"
 
 test: $(STAMP_TEST) gnuastro
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 bench: $(STAMP_TEST) gnuastro
 	$(PY) -m pip install --quiet -e '.[bench]'

@@ -29,7 +29,8 @@ def _figure(ncols=1, nrows=1, size=(5.0, 4.2)):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False,
+                             layout="constrained")  # keeps one panel's labels off its neighbour
     return fig, axes
 
 
