@@ -43,5 +43,7 @@ def test_bad_input(cli, tmp_path):
         ((*base, "--dark", tmp_path / "noexp.fits", "--scale-dark"), "EXPTIME"),
         ((*base, "--scale-dark"), "--dark"),
         ((*base, "--bias", tmp_path / "none.fits"), "no such file"),
+        ((*base, "--dark-has-bias"), "--dark-has-bias needs --dark"),
+        ((*base, "--dark", tmp_path / "noexp.fits", "--exptime-key", "EXPOSURE"), "--exptime-key"),
     ]
     assert_cli_errors(cli, cases, tmp_path)

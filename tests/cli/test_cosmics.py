@@ -33,6 +33,7 @@ def test_bad_input(cli, tmp_path):
         (("cosmics", tmp_path / "small.fits", "-o", tmp_path / "c.fits"), "at least"),
         ((*base, "--mask-out", tmp_path / "c.fits"), "differ"),
         ((*base[:-1], tmp_path / "mask.fits"), "already exists"),
+        ((*base, "--mask-suffix", "_m"), "--mask-suffix"),
     ]
     assert_cli_errors(cli, cases, tmp_path)
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.signal import convolve2d
 
 from starpix.drizzle import (
     SkyChip,
@@ -330,6 +331,13 @@ def test_driz_cr_grow_and_ctegrow():
     assert not c2n[10:13, 8].any() and c2n[9, 8] == base[9, 8]
     c0, _ = driz_cr(data, blotted, gain=1.0, readnoise=5.0, backg=100.0, ctegrow=2, cte_dir=0)
     np.testing.assert_array_equal(c0, base)
+    # both: the CTE tail grows from the box-grown mask, as AstroDrizzle applies them one after the other
+    both, _ = driz_cr(data, blotted, gain=1.0, readnoise=5.0, backg=100.0, grow=3, ctegrow=2, cte_dir=1)
+    assert not both[7:12, 7:10].any()  # the 3x3 box, and a 2-pixel tail below each of its columns
+    kernel = np.zeros((5, 5), np.uint8)
+    kernel[:2, 2] = 1
+    expected = g3 & (convolve2d(g3, kernel, mode="same", boundary="symm") >= 2)
+    np.testing.assert_array_equal(both, expected)
 
 
 def _flank_scene(seed):

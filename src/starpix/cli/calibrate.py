@@ -27,7 +27,7 @@ def register(subparsers):
     parser.add_argument("--dark", metavar="FITS", help="master dark (bias-subtracted unless --dark-has-bias)")
     parser.add_argument("--flat", metavar="FITS", help="master flat")
     parser.add_argument("--scale-dark", action="store_true", help="scale the dark by the exposure-time ratio")
-    parser.add_argument("--exptime-key", default="EXPTIME", help="exposure-time keyword (EXPTIME)")
+    parser.add_argument("--exptime-key", help="exposure-time keyword of --scale-dark (EXPTIME)")
     parser.add_argument("--dark-has-bias", action="store_true", help="the dark still contains the bias")
     parser.add_argument("--flat-low", type=float, default=0.5, help="mask flat pixels below this x median (0.5)")
     parser.add_argument("--dark-sigma", type=float, default=10.0, help="hot-pixel limit in MAD-sigma (10)")
@@ -61,6 +61,11 @@ def run(args):
         check_output(path, args.overwrite)
     if args.scale_dark and not args.dark:
         raise InvalidParameterError("--scale-dark needs --dark")
+    if args.dark_has_bias and not args.dark:
+        raise InvalidParameterError("--dark-has-bias needs --dark")
+    if args.exptime_key is not None and not args.scale_dark:
+        raise InvalidParameterError("--exptime-key is read by --scale-dark only; add --scale-dark")
+    exptime_key = args.exptime_key or "EXPTIME"
     data, header, label = read_2d(args.image)
     frames = {}
     for name in ("bias", "dark", "flat"):
@@ -68,9 +73,9 @@ def run(args):
         frames[name] = read_frame(spec, data.shape, f"--{name}") if spec else None
     exptime = dark_exptime = None
     if args.scale_dark:
-        exptime = _exptime(header, args.exptime_key, label)
+        exptime = _exptime(header, exptime_key, label)
         _, dark_header, dark_label = read_2d(args.dark, "--dark")
-        dark_exptime = _exptime(dark_header, args.exptime_key, dark_label)
+        dark_exptime = _exptime(dark_header, exptime_key, dark_label)
     try:
         result = calibrate(data, frames["bias"], frames["dark"], frames["flat"], exptime=exptime,
                            dark_exptime=dark_exptime, dark_includes_bias=args.dark_has_bias,

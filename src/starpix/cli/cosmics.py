@@ -32,8 +32,8 @@ def register(subparsers):
     parser.add_argument("--output-dir", metavar="DIR",
                         help="for any number of images: write DIR/NAME_crmask.fits (the mask) and "
                              "DIR/NAME_clean.fits (the cleaned image) per IMAGE (DIR is created)")
-    parser.add_argument("--mask-suffix", default="_crmask", help="mask names with --output-dir (_crmask)")
-    parser.add_argument("--clean-suffix", default="_clean", help="cleaned-image names with --output-dir (_clean)")
+    parser.add_argument("--mask-suffix", help="mask names with --output-dir (_crmask)")
+    parser.add_argument("--clean-suffix", help="cleaned-image names with --output-dir (_clean)")
     parser.add_argument("--mask", metavar="FITS", help="bad-pixel mask (for every image): non-zero pixels are "
                                                        "ignored")
     parser.add_argument("--gain", type=float, default=1.0, help="electrons per ADU (1.0)")
@@ -79,7 +79,8 @@ def _run_many(args):
     with _common.parallel_executor(args) as (executor, max_workers):
         results = mask_cosmics_files(
             args.images, output_dir=args.output_dir, masks=[args.mask] * len(args.images),
-            mask_suffix=args.mask_suffix, clean_suffix=args.clean_suffix, overwrite=args.overwrite,
+            mask_suffix=args.mask_suffix or "_crmask", clean_suffix=args.clean_suffix or "_clean",
+            overwrite=args.overwrite,
             executor=executor, max_workers=max_workers, progress_bar=_common.show_progress(args),
             cleantype=args.cleantype, **_options(args))
     for result in results:
@@ -113,6 +114,9 @@ def run(args):
     if args.jobs is not None or args.scheduler is not None:
         raise InvalidParameterError("--jobs/--scheduler: they run one job per image with --output-dir; "
                                     "-o cleans one image here")
+    if args.mask_suffix is not None or args.clean_suffix is not None:
+        raise InvalidParameterError("--mask-suffix/--clean-suffix: they name the files of --output-dir; "
+                                    "with -o give --mask-out instead")
     args.image = args.images[0]
     start = time.perf_counter()
     for path in [args.output] + ([args.mask_out] if args.mask_out else []):

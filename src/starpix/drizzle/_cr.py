@@ -303,6 +303,6 @@ def driz_cr(data, blotted, *, gain, readnoise, backg=0.0, snr=(3.5, 3.0), scale=
             k[:ctegrow, ctegrow] = 1
         else:
             k[ctegrow + 1:, ctegrow] = 1
-        good &= _convolve_same(base, k) >= ctegrow
+        good &= _convolve_same(good, k) >= ctegrow  # on the grown mask, as AstroDrizzle applies them in turn
     cleaned = np.where(good, data, blotted).astype(np.float32)
     return good, cleaned
