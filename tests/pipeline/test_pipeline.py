@@ -183,9 +183,11 @@ def test_force_and_only(project, tmp_path):
     result = run_pipeline(root / "job.toml", only="find", force=True)
     assert result.ran == ["find"]
     assert set(result.disabled) == set(STAGES) - {"find", "cube"}  # cube: no ffis
+    assert result.report is None  # find ran again: the report of the earlier run is not named as current
     # find gave the same stars: photometry is still up to date
     result = run_pipeline(root / "job.toml", only="photometry")
     assert result.ran == [] and result.skipped == ["photometry"]
+    assert result.report is not None and os.path.exists(result.report)
 
 
 def test_stage_switches(project, tmp_path):

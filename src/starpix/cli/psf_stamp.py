@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 
 from . import _common
 
@@ -367,9 +368,14 @@ def _run_single_astropy(args, options):
         finally:
             if segment is not None:
                 segment.close()
-    write_stamp(output, stamp, header, overwrite=args.overwrite)
     if steps is not None:
-        _write_intermediates(tmpdir, steps, texts)
+        _write_intermediates(tmpdir, steps, texts)  # a new directory: removed again if the stamp cannot be written
+    try:
+        write_stamp(output, stamp, header, overwrite=args.overwrite)
+    except BaseException:
+        if steps is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        raise
     normval = header.get("NORMVAL")
     _common.say(args, f"{output}: {stamp.shape[1]}x{stamp.shape[0]} stamp, NORMVAL "
                       f"{'nan' if normval is None or isinstance(normval, str) else f'{normval:.10g}'}")
@@ -416,15 +422,19 @@ def _write_intermediates(directory, steps, texts):
 
     os.makedirs(directory)
     suffix = f"{texts[0]}_{texts[1]}"
-    for name, value in steps.items():
-        if value is None:
-            continue
-        if hasattr(value, "colnames"):
-            write_table(value, os.path.join(directory, f"{name}-{suffix}.fits"))
-        else:
-            data, header = value if isinstance(value, tuple) else (value, None)
-            write_fits(fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, header=header)]),
-                       os.path.join(directory, f"{name}-{suffix}.fits"))
+    try:
+        for name, value in steps.items():
+            if value is None:
+                continue
+            if hasattr(value, "colnames"):
+                write_table(value, os.path.join(directory, f"{name}-{suffix}.fits"))
+            else:
+                data, header = value if isinstance(value, tuple) else (value, None)
+                write_fits(fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, header=header)]),
+                           os.path.join(directory, f"{name}-{suffix}.fits"))
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)  # the directory is new: nothing else is lost
+        raise
 
 
 def _catalog_positions(args, mode):

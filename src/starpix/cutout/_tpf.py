@@ -427,7 +427,6 @@ def _cut_parallel(cube_path, work, paths, results, fill_value, stamp, overwrite,
     func = functools.partial(_tpf_job, cube_path=os.path.abspath(cube_path), fill_value=fill_value, stamp=stamp,
                              overwrite=overwrite, memory_only=memory_only)
     jobs = [(target, paths[target.index]) for target in work]
-    done = []
     try:
         for target, result in zip(work, imap_jobs(func, jobs, executor=executor, max_workers=max_workers,
                                                     progress_bar=progress_bar, desc="TPFs")):
@@ -435,12 +434,12 @@ def _cut_parallel(cube_path, work, paths, results, fill_value, stamp, overwrite,
                 from astropy.io import fits
 
                 result = fits.HDUList.fromstring(result)
-            else:
-                done.append(result)
             results[target.index] = result
     except BaseException:
-        if not overwrite:  # the files this call made (never ones that were there before)
-            for path in done:
+        if not overwrite and not memory_only:
+            # every planned file is new (existing ones were refused before any work), including those that
+            # workers finished but whose results never came back here
+            for _, path in jobs:
                 if os.path.exists(path):
                     os.remove(path)
         raise

@@ -872,6 +872,8 @@ def astrodrizzle(input, output=None, *, executor=None, **params):
         if need_pixels:
             chip_data = [[_inputs.load_chip(e, c, resetbits=p["resetbits"])[:2] for c in e.chips]
                          for e in exposures]
+            timings["read inputs"] = time.perf_counter() - t0  # shared by the static mask and the sky
+            t0 = time.perf_counter()
         if p["static"]:
             from ._static import static_mask
 

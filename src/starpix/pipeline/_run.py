@@ -328,7 +328,9 @@ def run_pipeline(config, *, only=None, force=False, executor=None, max_workers=N
             say(f"   done in {seconds:.2f} s")
             bar.update(1)
     report_entry = manifest["stages"].get("report")
-    if report_entry and "report" in plan["keys"]:
+    # the report is current when it ran or was up to date, or when it was left out and nothing else ran
+    current = "report" in plan["run"] or "report" in plan["skip"] or not result.ran
+    if report_entry and "report" in plan["keys"] and current:
         for rel in report_entry["outputs"]:
             if rel.endswith(("report.md", "report.html")):
                 result.report = os.path.join(output_dir, rel)
